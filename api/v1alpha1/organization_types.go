@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -80,7 +82,7 @@ type SessionsSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be a duration of at least 1s, such as 15m or 720h"
-	AccessTokenTTL metav1.Duration `json:"accessTokenTTL,omitempty"`
+	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
 
 	// refreshTokenIdleTTL ends a session after this much inactivity; each
 	// refresh slides it.
@@ -89,7 +91,7 @@ type SessionsSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be a duration of at least 1s, such as 15m or 720h"
-	RefreshTokenIdleTTL metav1.Duration `json:"refreshTokenIdleTTL,omitempty"`
+	RefreshTokenIdleTTL *metav1.Duration `json:"refreshTokenIdleTTL,omitempty"`
 
 	// refreshTokenAbsoluteTTL is the longest any session lives.
 	// +optional
@@ -97,7 +99,7 @@ type SessionsSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be a duration of at least 1s, such as 15m or 720h"
-	RefreshTokenAbsoluteTTL metav1.Duration `json:"refreshTokenAbsoluteTTL,omitempty"`
+	RefreshTokenAbsoluteTTL *metav1.Duration `json:"refreshTokenAbsoluteTTL,omitempty"`
 }
 
 // SigningSpec chooses the signing algorithm and how often keys rotate.
@@ -114,7 +116,7 @@ type SigningSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be a duration of at least 1s, such as 15m or 720h"
-	RotationInterval metav1.Duration `json:"rotationInterval,omitempty"`
+	RotationInterval *metav1.Duration `json:"rotationInterval,omitempty"`
 }
 
 // AuthMethodsSpec switches the ways into an organization on and off.
@@ -275,4 +277,45 @@ type OrganizationList struct {
 
 func init() {
 	SchemeBuilder.Register(&Organization{}, &OrganizationList{})
+}
+
+// AccessTokenTTL is spec.sessions.accessTokenTTL or its default.
+func (o *Organization) AccessTokenTTL() time.Duration {
+	return durationOr(o.Spec.Sessions.AccessTokenTTL, 15*time.Minute)
+}
+
+// RefreshTokenIdleTTL is spec.sessions.refreshTokenIdleTTL or its default.
+func (o *Organization) RefreshTokenIdleTTL() time.Duration {
+	return durationOr(o.Spec.Sessions.RefreshTokenIdleTTL, 720*time.Hour)
+}
+
+// RefreshTokenAbsoluteTTL is spec.sessions.refreshTokenAbsoluteTTL or its
+// default.
+func (o *Organization) RefreshTokenAbsoluteTTL() time.Duration {
+	return durationOr(o.Spec.Sessions.RefreshTokenAbsoluteTTL, 2160*time.Hour)
+}
+
+// RotationInterval is spec.signing.rotationInterval or its default.
+func (o *Organization) RotationInterval() time.Duration {
+	return durationOr(o.Spec.Signing.RotationInterval, 720*time.Hour)
+}
+
+// Algorithm is spec.signing.algorithm or its default.
+func (o *Organization) Algorithm() SigningAlgorithm {
+	if o.Spec.Signing.Algorithm == "" {
+		return AlgES256
+	}
+	return o.Spec.Signing.Algorithm
+}
+
+// MethodEnabled reports whether an auth method flag is on; unset means on.
+func MethodEnabled(flag *bool) bool {
+	return flag == nil || *flag
+}
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
 }

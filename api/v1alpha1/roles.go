@@ -13,18 +13,18 @@ const (
 // objects are the organization's application objects (skills, captures,
 // deals, ...), recorded by members and managed by managers.
 const (
-	PermOrgRead         = "org:read"
-	PermOrgUpdate       = "org:update"
-	PermOrgDelete       = "org:delete"
-	PermOwnershipMove   = "org:transfer"
-	PermMembersRead     = "members:read"
-	PermMembersManage   = "members:manage"
-	PermAPIKeysRead     = "apikeys:read"
-	PermAPIKeysManage   = "apikeys:manage"
-	PermObjectsRead     = "objects:read"
-	PermObjectsRecord   = "objects:record"
-	PermObjectsWrite    = "objects:write"
-	PermObjectsDelete   = "objects:delete"
+	PermOrgRead       = "org:read"
+	PermOrgUpdate     = "org:update"
+	PermOrgDelete     = "org:delete"
+	PermOwnershipMove = "org:transfer"
+	PermMembersRead   = "members:read"
+	PermMembersManage = "members:manage"
+	PermAPIKeysRead   = "apikeys:read"
+	PermAPIKeysManage = "apikeys:manage"
+	PermObjectsRead   = "objects:read"
+	PermObjectsRecord = "objects:record"
+	PermObjectsWrite  = "objects:write"
+	PermObjectsDelete = "objects:delete"
 )
 
 // builtinRoles is the role table of DESIGN.md section 2, highest rank first.

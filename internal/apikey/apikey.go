@@ -46,7 +46,7 @@ type Key struct {
 	// Environment is "live" or "test".
 	Environment string
 	// ID names the key; safe to log.
-	ID string
+	ID  string
 	raw string
 }
 

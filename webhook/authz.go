@@ -1,0 +1,260 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	tenantauthv1alpha1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/internal/identity"
+)
+
+// Authorization by admission (DESIGN.md section 6).
+//
+// Kubernetes RBAC decides who may touch tenantauth objects in a namespace at
+// all; these rules then decide, inside one organization, by the requester's
+// Membership:
+//
+//   - bypass groups, bypass users and the operator pass;
+//   - owner may do anything;
+//   - admin may manage Memberships up to admin and any APIKey, and edit the
+//     Organization, but not grant, change or remove owner nor delete it;
+//   - manager may create, edit and delete APIKeys with scopes up to write;
+//   - member and viewer may change nothing;
+//   - nobody may raise their own role;
+//   - custom roles act by rank: rank 80 and above as admin, 60 and above as
+//     manager, and nobody but an owner may give a role above their own;
+//   - an organization without an owner Membership is governed by Kubernetes
+//     RBAC alone: anyone it lets through may create the Organization, its
+//     first owner Membership, edit or delete it. That is the bootstrap path:
+//     create the Organization, then its first owner.
+//
+// A disabled Membership, or one whose role no longer exists, grants nothing.
+
+var (
+	rankOwner   = builtinRank(tenantauthv1alpha1.RoleOwner)
+	rankAdmin   = builtinRank(tenantauthv1alpha1.RoleAdmin)
+	rankManager = builtinRank(tenantauthv1alpha1.RoleManager)
+)
+
+func builtinRank(name string) int32 {
+	r, ok := (&tenantauthv1alpha1.Organization{}).LookupRole(name)
+	if !ok {
+		panic("built-in role " + name + " missing from the role table")
+	}
+	return r.Rank
+}
+
+// authorizer applies the role table to admission requests.
+type authorizer struct {
+	audit        bool
+	bypassGroups sets.Set[string]
+	bypassUsers  sets.Set[string]
+	lookup       *lookup
+}
+
+// actor is the requester as the role table sees them.
+type actor struct {
+	user   string
+	email  string
+	bypass bool
+	// member is the requester's Membership in the target organization, nil
+	// when they have none.
+	member *tenantauthv1alpha1.Membership
+	// role is the role the Membership grants; zero when it grants none.
+	role tenantauthv1alpha1.Role
+}
+
+// actor identifies the requester of the admission request in ctx and finds
+// their Membership in org (which may be nil for a missing organization).
+func (a *authorizer) actor(ctx context.Context, org *tenantauthv1alpha1.Organization) (actor, error) {
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
+		return actor{}, fmt.Errorf("identify requester: %w", err)
+	}
+	u := req.UserInfo
+	act := actor{user: u.Username, email: identity.NormalizeEmail(u.Username)}
+	if a.bypassUsers.Has(u.Username) || slices.ContainsFunc(u.Groups, a.bypassGroups.Has) {
+		act.bypass = true
+		return act, nil
+	}
+	if org == nil {
+		return act, nil
+	}
+	m, err := a.lookup.membershipOf(ctx, org.Namespace, org.Name, act.email)
+	if err != nil {
+		return actor{}, err
+	}
+	act.member = m
+	if m != nil && !m.Spec.Disabled {
+		if r, ok := org.LookupRole(roleOf(m)); ok {
+			act.role = r
+		}
+	}
+	return act, nil
+}
+
+func (act actor) isOwner() bool { return act.role.Name == tenantauthv1alpha1.RoleOwner }
+
+// standing says who the requester is in the organization, so a denial tells
+// them what they have as well as what they need.
+func (act actor) standing(org string) string {
+	switch {
+	case act.member == nil:
+		return fmt.Sprintf("you (%s) have no Membership in organization %q", act.user, org)
+	case act.member.Spec.Disabled:
+		return fmt.Sprintf("your Membership %q in organization %q is disabled", act.member.Name, org)
+	case act.role.Name == "":
+		return fmt.Sprintf("your Membership %q in organization %q has role %q, which the organization does not define",
+			act.member.Name, org, act.member.Spec.Role)
+	}
+	return fmt.Sprintf("you (%s) have role %q (rank %d) in organization %q", act.user, act.role.Name, act.role.Rank, org)
+}
+
+// needs is the denial for an action that takes at least role (of rank).
+func (act actor) needs(action, role string, rank int32, org string) string {
+	if rank >= rankOwner {
+		return fmt.Sprintf("%s needs role %q; %s", action, role, act.standing(org))
+	}
+	return fmt.Sprintf("%s needs role %q or higher (rank %d); %s", action, role, rank, act.standing(org))
+}
+
+// decide turns a denial reason into the webhook's answer: a Forbidden error
+// in enforce mode, a warning in audit mode.
+func (a *authorizer) decide(gr schema.GroupResource, name, reason string, warnings *admission.Warnings) error {
+	if reason == "" {
+		return nil
+	}
+	if a.audit {
+		*warnings = append(*warnings, "tenantauth admission audit: enforce mode would deny this request: "+reason)
+		return nil
+	}
+	return apierrors.NewForbidden(gr, name, errors.New(reason))
+}
+
+// rankIn is the rank of role in org, 0 when the organization does not
+// define it.
+func rankIn(org *tenantauthv1alpha1.Organization, role string) int32 {
+	r, _ := org.LookupRole(role)
+	return r.Rank
+}
+
+// organizationDenial decides an update (cur set) or delete (cur nil) of org.
+func organizationDenial(act actor, old, cur *tenantauthv1alpha1.Organization, ownerExists bool) string {
+	if act.bypass || !ownerExists || act.isOwner() {
+		return ""
+	}
+	if cur == nil {
+		return act.needs("deleting an Organization", tenantauthv1alpha1.RoleOwner, rankOwner, old.Name)
+	}
+	if act.role.Rank < rankAdmin {
+		return act.needs("changing an Organization", tenantauthv1alpha1.RoleAdmin, rankAdmin, old.Name)
+	}
+	for _, name := range changedRoles(old, cur) {
+		oldRank, newRank := rankIn(old, name), rankIn(cur, name)
+		if name == act.role.Name && newRank > oldRank {
+			return fmt.Sprintf("nobody may raise their own role: you hold custom role %q and may not raise its rank from %d to %d",
+				name, oldRank, newRank)
+		}
+		if max(oldRank, newRank) > act.role.Rank {
+			return fmt.Sprintf("changing custom role %q (rank %d) takes a rank of at least %d or role %q; %s",
+				name, max(oldRank, newRank), max(oldRank, newRank), tenantauthv1alpha1.RoleOwner, act.standing(old.Name))
+		}
+	}
+	if d := cur.Spec.SelfSignup.DefaultRole; d != old.Spec.SelfSignup.DefaultRole && rankIn(cur, d) > act.role.Rank {
+		return fmt.Sprintf("making %q the self-signup role takes a rank of at least %d; %s",
+			d, rankIn(cur, d), act.standing(old.Name))
+	}
+	return ""
+}
+
+// changedRoles names the custom roles added, removed or changed by an update.
+func changedRoles(old, cur *tenantauthv1alpha1.Organization) []string {
+	before := map[string]tenantauthv1alpha1.Role{}
+	for _, r := range old.Spec.Roles {
+		before[r.Name] = r
+	}
+	var changed []string
+	seen := sets.New[string]()
+	for _, r := range cur.Spec.Roles {
+		seen.Insert(r.Name)
+		if b, ok := before[r.Name]; !ok || b.Rank != r.Rank || !slices.Equal(b.Permissions, r.Permissions) {
+			changed = append(changed, r.Name)
+		}
+	}
+	for _, r := range old.Spec.Roles {
+		if !seen.Has(r.Name) {
+			changed = append(changed, r.Name)
+		}
+	}
+	return changed
+}
+
+// membershipDenial decides a create (old nil), update, or delete (cur nil)
+// of a Membership of org.
+func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur *tenantauthv1alpha1.Membership, ownerExists bool) string {
+	if act.bypass {
+		return ""
+	}
+	if old == nil && roleOf(cur) == tenantauthv1alpha1.RoleOwner && !ownerExists {
+		return "" // the bootstrap owner
+	}
+	if act.role.Rank < rankAdmin {
+		return act.needs("changing Memberships", tenantauthv1alpha1.RoleAdmin, rankAdmin, org.Name)
+	}
+	var oldRole, newRole string
+	var oldRank, newRank int32
+	if old != nil {
+		oldRole, oldRank = roleOf(old), rankIn(org, roleOf(old))
+	}
+	if cur != nil {
+		newRole, newRank = roleOf(cur), rankIn(org, roleOf(cur))
+	}
+	if old != nil && cur != nil && newRank > oldRank && identity.NormalizeEmail(cur.Spec.Email) == act.email {
+		return fmt.Sprintf("nobody may raise their own role: you may not change your role from %q to %q", oldRole, newRole)
+	}
+	if (oldRole == tenantauthv1alpha1.RoleOwner || newRole == tenantauthv1alpha1.RoleOwner) && !act.isOwner() {
+		return act.needs("granting, changing or removing the owner role", tenantauthv1alpha1.RoleOwner, rankOwner, org.Name)
+	}
+	if top := max(oldRank, newRank); top > act.role.Rank {
+		role := newRole
+		if oldRank > newRank {
+			role = oldRole
+		}
+		return fmt.Sprintf("role %q (rank %d) is above your own: only members of at least that rank may give, change or remove it; %s",
+			role, top, act.standing(org.Name))
+	}
+	return ""
+}
+
+// apiKeyDenial decides a create (old nil), update, or delete (cur nil) of
+// an APIKey of org.
+func apiKeyDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur *tenantauthv1alpha1.APIKey) string {
+	if act.bypass {
+		return ""
+	}
+	if act.role.Rank < rankManager {
+		return act.needs("changing APIKeys", tenantauthv1alpha1.RoleManager, rankManager, org.Name)
+	}
+	if act.role.Rank >= rankAdmin {
+		return ""
+	}
+	for _, k := range []*tenantauthv1alpha1.APIKey{old, cur} {
+		if k == nil {
+			continue
+		}
+		for _, s := range k.Spec.Scopes {
+			if tenantauthv1alpha1.ScopeRank(s) > tenantauthv1alpha1.ScopeRank(tenantauthv1alpha1.ScopeWrite) {
+				return act.needs(fmt.Sprintf("an APIKey with scope %q (managers may use scopes up to %q)", s, tenantauthv1alpha1.ScopeWrite),
+					tenantauthv1alpha1.RoleAdmin, rankAdmin, org.Name)
+			}
+		}
+	}
+	return ""
+}
