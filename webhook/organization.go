@@ -66,9 +66,9 @@ func (d *OrganizationDefaulter) Default(_ context.Context, org *tenantauthv1alph
 	return nil
 }
 
-func setDuration(d *metav1.Duration, def time.Duration) {
-	if d.Duration == 0 {
-		d.Duration = def
+func setDuration(d **metav1.Duration, def time.Duration) {
+	if *d == nil {
+		*d = &metav1.Duration{Duration: def}
 	}
 }
 
