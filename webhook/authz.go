@@ -205,9 +205,6 @@ func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur 
 	if old == nil && roleOf(cur) == tenantauthv1alpha1.RoleOwner && !ownerExists {
 		return "" // the bootstrap owner
 	}
-	if act.role.Rank < rankAdmin {
-		return act.needs("changing Memberships", tenantauthv1alpha1.RoleAdmin, rankAdmin, org.Name)
-	}
 	var oldRole, newRole string
 	var oldRank, newRank int32
 	if old != nil {
@@ -217,10 +214,14 @@ func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur 
 		newRole, newRank = roleOf(cur), rankIn(org, roleOf(cur))
 	}
 	if old != nil && cur != nil && newRank > oldRank && identity.NormalizeEmail(cur.Spec.Email) == act.email {
-		return fmt.Sprintf("nobody may raise their own role: you may not change your role from %q to %q", oldRole, newRole)
+		return fmt.Sprintf("nobody may raise their own role: you may not change your role from %q to %q in organization %q",
+			oldRole, newRole, org.Name)
 	}
 	if (oldRole == tenantauthv1alpha1.RoleOwner || newRole == tenantauthv1alpha1.RoleOwner) && !act.isOwner() {
 		return act.needs("granting, changing or removing the owner role", tenantauthv1alpha1.RoleOwner, rankOwner, org.Name)
+	}
+	if act.role.Rank < rankAdmin {
+		return act.needs("changing Memberships", tenantauthv1alpha1.RoleAdmin, rankAdmin, org.Name)
 	}
 	if top := max(oldRank, newRank); top > act.role.Rank {
 		role := newRole

@@ -69,9 +69,8 @@ func (v *MembershipValidator) ValidateCreate(ctx context.Context, m *tenantauthv
 	}
 	for _, o := range others {
 		if o.Name != m.Name {
-			errs = append(errs, field.Duplicate(field.NewPath("spec", "email"),
-				fmt.Sprintf("%s (Membership %q already gives this email a role in organization %q: edit that one instead)",
-					m.Spec.Email, o.Name, org.Name)))
+			errs = append(errs, duplicate(field.NewPath("spec", "email"), m.Spec.Email,
+				fmt.Sprintf("Membership %q already gives this email a role in organization %q: edit that one instead", o.Name, org.Name)))
 			break
 		}
 	}

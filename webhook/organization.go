@@ -181,9 +181,8 @@ func (v *OrganizationValidator) slugTaken(ctx context.Context, org *tenantauthv1
 	}
 	for _, o := range others {
 		if o.Namespace != org.Namespace || o.Name != org.Name {
-			return field.ErrorList{field.Duplicate(field.NewPath("spec", "slug"),
-				fmt.Sprintf("%s (Organization %s/%s already uses it; slugs are unique across the cluster: choose another)",
-					slug, o.Namespace, o.Name))}, nil
+			return field.ErrorList{duplicate(field.NewPath("spec", "slug"), slug,
+				fmt.Sprintf("Organization %s/%s already uses it and slugs are unique across the cluster: choose another", o.Namespace, o.Name))}, nil
 		}
 	}
 	return nil, nil

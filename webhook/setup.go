@@ -204,3 +204,10 @@ func invalid(kind, name string, errs field.ErrorList) error {
 	}
 	return apierrors.NewInvalid(tenantauthv1alpha1.GroupVersion.WithKind(kind).GroupKind(), name, errs)
 }
+
+// duplicate is a Duplicate field error that also says what to do.
+func duplicate(p *field.Path, value any, detail string) *field.Error {
+	e := field.Duplicate(p, value)
+	e.Detail = detail
+	return e
+}
