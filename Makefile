@@ -88,3 +88,38 @@ $(HELM):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(LOCALBIN)/helm $(HELM)
+
+##@ Images and end-to-end
+
+IMG ?= localhost/tenantauth:dev
+
+.PHONY: image
+image: ## Build the tenantauth image as a tarball without docker (bin/images/tenantauth.tar; IMG names it).
+	TENANTAUTH_IMAGE=$(IMG) hack/e2e/images.sh tenantauth
+	@echo "bin/images/tenantauth.tar ($(IMG)): load it with 'docker load -i' or 'ctr -n k8s.io images import'"
+
+.PHONY: docker-build
+docker-build: ## Build the tenantauth image with docker (IMG names it).
+	docker build -t $(IMG) .
+
+.PHONY: e2e
+e2e: $(HELM) ## Run the end-to-end test on a single-node cluster built here (root; see hack/e2e/run.sh).
+	HELM=$(HELM) hack/e2e/run.sh
+
+.PHONY: e2e-up
+e2e-up: ## Bring up the e2e cluster and leave it running (KUBECONFIG=bin/e2e/kubeconfig).
+	hack/e2e/deps.sh
+	hack/e2e/build-components.sh >/dev/null
+	hack/e2e/cluster-up.sh
+	hack/e2e/images.sh echo import
+
+.PHONY: e2e-down
+e2e-down: ## Tear the e2e cluster down and check nothing is left.
+	hack/e2e/cluster-down.sh
+
+.PHONY: helm-lint
+helm-lint: $(HELM) ## Lint and render the chart with its default and cert-manager values.
+	$(HELM) lint charts/tenantauth
+	$(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) >/dev/null
+	$(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) \
+		--set certManager.enabled=true --set serviceMonitor.enabled=true --set 'watchNamespaces={team-a,team-b}' >/dev/null

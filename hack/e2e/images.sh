@@ -8,7 +8,6 @@ set -euo pipefail
 
 what=${1:-all}
 action=${2:-build}
-TENANTAUTH_IMAGE=${TENANTAUTH_IMAGE:-localhost/tenantauth:e2e}
 out=$root/bin/images
 mkdir -p "$out"
 

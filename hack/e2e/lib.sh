@@ -7,6 +7,8 @@ KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
 K8S_BIN=${K8S_BIN:-$root/bin/k8s/$KUBE_VERSION}
 E2E_STATE=${E2E_STATE:-$root/bin/e2e}
 NODE_NAME=${NODE_NAME:-tenantauth-e2e}
+# The operator image the e2e builds, imports and installs.
+TENANTAUTH_IMAGE=${TENANTAUTH_IMAGE:-localhost/tenantauth:e2e}
 
 # Cluster networks. Both get a blackhole route, so a packet to an address no
 # Service or pod owns dies here instead of leaving the machine.
