@@ -97,7 +97,8 @@ func SetupCertRotation(mgr ctrl.Manager, opts CertOptions) (ready chan struct{},
 		ServerCertDuration:     serverCertDuration,
 		RotationCheckFrequency: rotationCheckFrequency,
 		LookaheadInterval:      lookaheadInterval,
-		ControllerName:         "tenantauth-webhook-cert-rotator",
+		// Controller names are unique per process; one rotator per Secret.
+		ControllerName: "webhook-cert-rotator-" + opts.Namespace + "-" + opts.SecretName,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("add webhook cert rotator: %w", err)
