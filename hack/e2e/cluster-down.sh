@@ -52,7 +52,7 @@ stop containerd
 for f in "$E2E_STATE"/containerd/state/io.containerd.runtime.v2.task/*/*/shim.pid; do
   [ -f "$f" ] || continue
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     log "shim pid $pid ($f) still running; SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
   fi

@@ -75,16 +75,24 @@ start() {
   echo $! >"$PIDS/$name.pid"
 }
 
+# alive PID is true while PID runs. A zombie counts as gone: the machine's
+# init reaps orphans only every second or so.
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 # stop NAME sends SIGTERM to the recorded PID, waits up to 15 s, then
 # SIGKILL. Only that PID is ever signalled.
 stop() {
   local name=$1 f=$PIDS/$1.pid pid
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
+    for _ in $(seq 1 150); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
       log "$name (pid $pid) ignored SIGTERM; SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
       sleep 0.2
@@ -93,7 +101,7 @@ stop() {
   rm -f "$f"
 }
 
-running() { local f=$PIDS/$1.pid; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+running() { local f=$PIDS/$1.pid; [ -f "$f" ] && alive "$(cat "$f")"; }
 
 # wait_for DESCRIPTION SECONDS CMD... retries CMD every half second.
 wait_for() {
