@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -321,4 +323,41 @@ func TestTerminatingNamespaceAllowsDeletes(t *testing.T) {
 	check(t, cleaner.Delete(testCtx, org(tm.ns, tm.org)), allowed)
 	check(t, cleaner.Delete(testCtx, owner.DeepCopy()), allowed)
 	check(t, cleaner.Delete(testCtx, key.DeepCopy()), allowed)
+}
+
+func TestNewAuthorizerOptions(t *testing.T) {
+	tests := []struct {
+		name       string
+		opts       Options
+		wantErr    bool
+		wantGroups []string
+		wantUsers  []string
+	}{
+		{"defaults", Options{}, false, []string{"system:masters"}, nil},
+		{"empty flag value keeps the default", Options{BypassGroups: []string{""}}, false, []string{"system:masters"}, nil},
+		{"trimmed groups replace the default", Options{BypassGroups: []string{" ops ", "sre"}}, false, []string{"ops", "sre"}, nil},
+		{"operator and bypass users", Options{BypassUsers: []string{"a", ""}, OperatorUsername: "op"}, false, nil, []string{"a", "op"}},
+		{"audit", Options{Mode: ModeAudit}, false, []string{"system:masters"}, nil},
+		{"unknown mode", Options{Mode: "dry-run"}, true, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := newAuthorizer(tt.opts)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if tt.wantGroups != nil && !slices.Equal(sets.List(a.bypassGroups), tt.wantGroups) {
+				t.Errorf("groups %v, want %v", sets.List(a.bypassGroups), tt.wantGroups)
+			}
+			if !slices.Equal(sets.List(a.bypassUsers), tt.wantUsers) {
+				t.Errorf("users %v, want %v", sets.List(a.bypassUsers), tt.wantUsers)
+			}
+			if a.audit != (tt.opts.Mode == ModeAudit) {
+				t.Errorf("audit = %v", a.audit)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -46,15 +47,20 @@ func (l *lookup) organization(ctx context.Context, namespace, name string) (*ten
 }
 
 // memberships lists the Memberships of one namespace whose index field
-// equals value.
+// equals value, leaving out those already being deleted: a Membership
+// waiting on a finalizer is on its way out, so it neither grants a role,
+// nor counts as an owner or a remaining member, nor blocks a new
+// Membership for the same email.
 func (l *lookup) memberships(ctx context.Context, namespace, field, value string) ([]tenantauthv1alpha1.Membership, error) {
 	var list tenantauthv1alpha1.MembershipList
 	if err := l.cache.List(ctx, &list, client.InNamespace(namespace),
 		client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list Memberships by %s: %w", field, err)
 	}
-	return list.Items, nil
+	return slices.DeleteFunc(list.Items, beingDeleted), nil
 }
+
+func beingDeleted(m tenantauthv1alpha1.Membership) bool { return m.DeletionTimestamp != nil }
 
 // membershipOf returns the Membership of email in the organization, or nil.
 func (l *lookup) membershipOf(ctx context.Context, namespace, org, email string) (*tenantauthv1alpha1.Membership, error) {
@@ -82,7 +88,13 @@ func (l *lookup) dependents(ctx context.Context, namespace, org string) (members
 		client.MatchingFields{IndexOrganization: org}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, 0, fmt.Errorf("list APIKeys by %s: %w", IndexOrganization, err)
 	}
-	return len(ms), len(keys.Items), nil
+	n := 0
+	for i := range keys.Items {
+		if keys.Items[i].DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return len(ms), n, nil
 }
 
 // organizationsWithSlug lists the Organizations of every namespace whose

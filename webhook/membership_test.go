@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenantauthv1alpha1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 )
@@ -186,4 +187,32 @@ func TestEmailProblem(t *testing.T) {
 			t.Errorf("emailProblem(%q) = %q, want ok=%v", tt.email, got, tt.ok)
 		}
 	}
+}
+
+// A Membership held by a finalizer after its deletion is on its way out: it
+// must not count as the owner that lets another owner leave.
+func TestOwnerBeingDeletedDoesNotCount(t *testing.T) {
+	ns := newNamespace(t)
+	o := org(ns, ns+"-acme")
+	mustCreate(t, admin, o)
+	alice := membership(ns, "alice", o.Name, "alice@example.com", "owner")
+	carol := membership(ns, "carol", o.Name, "carol@example.com", "owner")
+	carol.Finalizers = []string{"test.tenantauth.io/hold"}
+	mustCreate(t, admin, alice)
+	mustCreate(t, admin, carol)
+	asAlice := as(t, "alice@example.com")
+
+	if err := asAlice.Delete(testCtx, carol.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Get(testCtx, client.ObjectKeyFromObject(carol), carol); err != nil || carol.DeletionTimestamp == nil {
+		t.Fatalf("carol should be waiting on her finalizer: %v", err)
+	}
+	waitCached(t, carol)
+	check(t, update(asAlice, alice, func(m *tenantauthv1alpha1.Membership) { m.Spec.Role = "admin" }),
+		invalidField("spec.role", "cannot demote the last owner"))
+	check(t, as(t, "carol@example.com").Create(testCtx, membership(ns, "x", o.Name, "x@example.com", "member")),
+		forbidden(`needs role "admin"`, "have no Membership"))
+
+	mustUpdate(t, admin, carol, func(m *tenantauthv1alpha1.Membership) { m.Finalizers = nil })
 }

@@ -15,6 +15,8 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -59,7 +61,8 @@ const (
 type Options struct {
 	// Mode is ModeEnforce (the default when empty) or ModeAudit.
 	Mode string
-	// BypassGroups pass authorization; DefaultBypassGroup when empty.
+	// BypassGroups pass authorization. Empty entries are ignored; with
+	// none left, DefaultBypassGroup applies.
 	BypassGroups []string
 	// BypassUsers pass authorization, e.g. the auth server's service
 	// account, which creates Memberships at self-signup.
@@ -113,11 +116,17 @@ type validators struct {
 }
 
 func newValidators(mgr ctrl.Manager, opts Options) (validators, error) {
+	return newValidatorsWith(mgr.GetCache(), mgr.GetAPIReader(), opts)
+}
+
+// newValidatorsWith builds the validators over an indexed cache and a live
+// reader.
+func newValidatorsWith(cache, live client.Reader, opts Options) (validators, error) {
 	authz, err := newAuthorizer(opts)
 	if err != nil {
 		return validators{}, err
 	}
-	l := &lookup{cache: mgr.GetCache(), live: mgr.GetAPIReader()}
+	l := &lookup{cache: cache, live: live}
 	authz.lookup = l
 	return validators{
 		org:        &OrganizationValidator{lookup: l, authz: authz},
@@ -134,18 +143,26 @@ func newAuthorizer(opts Options) (*authorizer, error) {
 	if mode != ModeEnforce && mode != ModeAudit {
 		return nil, fmt.Errorf("admission mode %q: must be %s or %s", mode, ModeEnforce, ModeAudit)
 	}
-	groups := opts.BypassGroups
-	if len(groups) == 0 {
-		groups = []string{DefaultBypassGroup}
+	// Flag values arrive split on commas, so "" and " a" are common;
+	// neither may turn the default off by accident.
+	groups := sets.New[string]()
+	for _, g := range opts.BypassGroups {
+		if g = strings.TrimSpace(g); g != "" {
+			groups.Insert(g)
+		}
 	}
-	users := sets.New(opts.BypassUsers...)
-	if opts.OperatorUsername != "" {
-		users.Insert(opts.OperatorUsername)
+	if groups.Len() == 0 {
+		groups.Insert(DefaultBypassGroup)
 	}
-	users.Delete("")
+	users := sets.New[string]()
+	for _, u := range append(slices.Clone(opts.BypassUsers), opts.OperatorUsername) {
+		if u = strings.TrimSpace(u); u != "" {
+			users.Insert(u)
+		}
+	}
 	return &authorizer{
 		audit:        mode == ModeAudit,
-		bypassGroups: sets.New(groups...),
+		bypassGroups: groups,
 		bypassUsers:  users,
 	}, nil
 }
