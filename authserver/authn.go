@@ -1,0 +1,227 @@
+package authserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/tenantauth/tenantauth/internal/apikey"
+)
+
+// Principal is who a request is authenticated as: a member's session or an
+// API key, always within one organization.
+type Principal struct {
+	// Kind is "user" or "api_key".
+	Kind string
+	Org  *Org
+
+	UserID    string
+	Email     string
+	Role      string
+	SessionID string
+	AMR       []string
+	// ViaCookie is set when the session came from the session cookie,
+	// which makes state-changing requests need a CSRF token.
+	ViaCookie bool
+
+	KeyID  string
+	Scopes []string
+}
+
+// Credential kinds in metrics and principals.
+const (
+	kindUser   = "user"
+	kindAPIKey = "api_key"
+)
+
+// credential is what a request presents, in the contract's order:
+// Authorization Bearer, X-API-Key, then the session cookie.
+type credential struct {
+	value    string
+	isAPIKey bool
+	cookie   bool
+}
+
+// extractCredential finds the request's credential without verifying it.
+func extractCredential(r *http.Request, sessionCookie string) (credential, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, v, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(v) == "" {
+			return credential{}, false
+		}
+		v = strings.TrimSpace(v)
+		return credential{value: v, isAPIKey: apikey.Looks(v)}, true
+	}
+	if v := strings.TrimSpace(r.Header.Get("X-API-Key")); v != "" {
+		return credential{value: v, isAPIKey: true}, true
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		return credential{value: c.Value, cookie: true, isAPIKey: apikey.Looks(c.Value)}, true
+	}
+	return credential{}, false
+}
+
+// authenticate verifies the request's credential.
+func (s *Server) authenticate(r *http.Request) (*Principal, error) {
+	c, ok := extractCredential(r, s.cfg.SessionCookieName)
+	if !ok {
+		if r.Header.Get("Authorization") != "" {
+			return nil, errf(http.StatusUnauthorized, "invalid_token", "the Authorization header must read 'Bearer <token>'")
+		}
+		return nil, errUnauthenticated
+	}
+	var p *Principal
+	var err error
+	if c.isAPIKey {
+		p, err = s.verifyAPIKey(c.value)
+		s.countVerification(kindAPIKey, err)
+	} else {
+		p, err = s.verifyAccessToken(r.Context(), c.value)
+		s.countVerification(kindUser, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.ViaCookie = c.cookie
+	return p, nil
+}
+
+func (s *Server) countVerification(kind string, err error) {
+	result := "ok"
+	var e *Error
+	if errors.As(err, &e) {
+		result = e.Code
+	} else if err != nil {
+		result = "error"
+	}
+	s.metrics.verifications.WithLabelValues(kind, result).Inc()
+}
+
+// verifyAccessToken checks a JWT against its organization's keys only,
+// then checks that the organization, the membership and the session are
+// still live, so a disabled member or a revoked session fails at once.
+func (s *Server) verifyAccessToken(ctx context.Context, token string) (*Principal, error) {
+	v, ok := s.verified.get(token)
+	var org *Org
+	if ok {
+		org, ok = s.dir.OrgByID(v.claims.OrgID)
+		if ks, _ := s.dir.Keys(orgRef(org)); !ok || ks != v.keys {
+			ok = false
+		}
+	}
+	if !ok {
+		var err error
+		v, org, err = s.verifyJWT(token)
+		if err != nil {
+			return nil, err
+		}
+		s.verified.put(token, v)
+	}
+	c := &v.claims
+	if !c.checkTimes(s.cfg.Now()) {
+		return nil, errf(http.StatusUnauthorized, "token_expired", "the access token has expired; refresh it")
+	}
+	m, ok := s.dir.MemberOf(c.Email, org.Ref)
+	if !ok {
+		return nil, errf(http.StatusUnauthorized, "membership_inactive", "the membership behind this token was disabled or removed")
+	}
+	rec, err := s.store.Get(ctx, KindSession, c.SessionID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errf(http.StatusUnauthorized, "session_revoked", "the session of this token has ended")
+	case err != nil:
+		return nil, err
+	case rec.Revoked:
+		return nil, errf(http.StatusUnauthorized, "session_revoked", "the session of this token has ended")
+	}
+	return &Principal{Kind: kindUser, Org: org, UserID: c.Subject, Email: c.Email, Role: m.Role,
+		SessionID: c.SessionID, AMR: c.AMR}, nil
+}
+
+func orgRef(o *Org) string {
+	if o == nil {
+		return ""
+	}
+	return o.Ref
+}
+
+// verifyJWT checks signature, algorithm, issuer, audience and type.
+func (s *Server) verifyJWT(token string) (*verifiedToken, *Org, error) {
+	hdr, claims, input, sig, err := parseJWT(token)
+	if err != nil {
+		return nil, nil, errInvalidToken
+	}
+	org, ok := s.dir.OrgByID(claims.OrgID)
+	if !ok {
+		return nil, nil, errInvalidToken
+	}
+	ks, ok := s.dir.Keys(org.Ref)
+	if !ok {
+		return nil, nil, errInvalidToken
+	}
+	key := ks.Key(hdr.Kid)
+	if key == nil || hdr.Typ != "at+jwt" || !verifySignature(hdr.Alg, key, input, sig) {
+		return nil, nil, errInvalidToken
+	}
+	if claims.Issuer != s.issuer(org) || claims.Audience != s.audience(org) || claims.OrgSlug != org.Slug {
+		return nil, nil, errInvalidToken
+	}
+	return &verifiedToken{claims: claims, keys: ks}, org, nil
+}
+
+// verifyAPIKey checks the key's checksum before any lookup, then its hash
+// in constant time, then revocation, expiry and its organization.
+func (s *Server) verifyAPIKey(raw string) (*Principal, error) {
+	k, err := apikey.Parse(raw)
+	if err != nil {
+		return nil, errf(http.StatusUnauthorized, "invalid_api_key", err.Error())
+	}
+	info, hash, ok := s.dir.APIKey(k.ID)
+	if !ok || !k.Matches(hash) {
+		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "unknown API key")
+	}
+	if info.Revoked {
+		return nil, errf(http.StatusUnauthorized, "api_key_revoked", "the API key was revoked")
+	}
+	if !info.ExpiresAt.IsZero() && !s.cfg.Now().Before(info.ExpiresAt) {
+		return nil, errf(http.StatusUnauthorized, "api_key_expired", "the API key has expired")
+	}
+	org, ok := s.dir.OrgByRef(info.OrgRef)
+	if !ok {
+		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "the API key's organization no longer exists")
+	}
+	if !org.APIKeys {
+		return nil, errf(http.StatusForbidden, "auth_method_disabled", "API keys are turned off for this organization")
+	}
+	return &Principal{Kind: kindAPIKey, Org: org, KeyID: info.KeyID, Scopes: info.Scopes}, nil
+}
+
+// csrfToken is derived from the session ID, so checking it needs no store
+// read: HMAC(secret, sid).
+func (s *Server) csrfToken(sid string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte(sid))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) csrfValid(sid, presented string) bool {
+	return presented != "" && subtle.ConstantTimeCompare([]byte(s.csrfToken(sid)), []byte(presented)) == 1
+}
+
+// issuer is the organization's token issuer URL.
+func (s *Server) issuer(o *Org) string {
+	return s.cfg.PublicURL + s.cfg.PathPrefix + "/orgs/" + o.Slug
+}
+
+// audience is the aud claim: spec.audience, else the issuer.
+func (s *Server) audience(o *Org) string {
+	if o.Audience != "" {
+		return o.Audience
+	}
+	return s.issuer(o)
+}

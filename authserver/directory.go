@@ -1,0 +1,335 @@
+package authserver
+
+import (
+	"crypto"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// Org is what the server needs of an Organization.
+type Org struct {
+	// Ref is "<namespace>/<name>", how Memberships and APIKeys name it.
+	Ref          string
+	ID           string
+	Slug         string
+	Name         string
+	AccessTTL    time.Duration
+	IdleTTL      time.Duration
+	AbsoluteTTL  time.Duration
+	Algorithm    string
+	Audience     string
+	Password     bool
+	MagicLink    bool
+	APIKeys      bool
+	MFARequired  bool
+	SignupDomain []string
+	DefaultRole  string
+	Roles        map[string]RoleDef
+}
+
+// RoleDef is a role's rank and permissions.
+type RoleDef struct {
+	Rank        int
+	Permissions []string
+}
+
+// Member is one Membership.
+type Member struct {
+	Ref      string // "<namespace>/<name>" of the Membership
+	OrgRef   string
+	Email    string
+	Role     string
+	Disabled bool
+}
+
+// APIKeyInfo is what the server checks an API key against.
+type APIKeyInfo struct {
+	KeyID     string
+	OrgRef    string
+	Scopes    []string
+	ExpiresAt time.Time
+	Revoked   bool
+}
+
+// SigningKey is one key of an organization, prepared for use: the private
+// key for signing and the raw public key for fast verification.
+type SigningKey struct {
+	KID        string
+	Algorithm  string
+	Private    jwk.Key
+	Public     crypto.PublicKey
+	ActiveFrom time.Time
+	RetiresAt  time.Time
+}
+
+// KeySet is an organization's keys and its pre-rendered JWKS.
+type KeySet struct {
+	Keys []*SigningKey // oldest first
+	JWKS []byte
+}
+
+// Active is the key that signs at now.
+func (ks *KeySet) Active(now time.Time) *SigningKey {
+	for i := len(ks.Keys) - 1; i >= 0; i-- {
+		if !ks.Keys[i].ActiveFrom.After(now) {
+			return ks.Keys[i]
+		}
+	}
+	return nil
+}
+
+// Key finds a key by kid.
+func (ks *KeySet) Key(kid string) *SigningKey {
+	for _, k := range ks.Keys {
+		if k.KID == kid {
+			return k
+		}
+	}
+	return nil
+}
+
+// Directory is the in-memory view of tenant state the server answers from:
+// organizations, members, API keys and signing keys. A source (the
+// Kubernetes informers, or a test) keeps it current; readers never wait on
+// the network.
+type Directory struct {
+	mu        sync.RWMutex
+	orgs      map[string]*Org // by Ref
+	orgByID   map[string]string
+	orgBySlug map[string]string
+	keys      map[string]*KeySet // by org Ref
+	members   map[string]*Member // by Ref
+	byEmail   map[string]map[string]struct{}
+	apiKeys   map[string]*APIKeyInfo // by key ID
+	keyHashes map[string]string      // key ID -> hash
+	synced    bool
+}
+
+// NewDirectory returns an empty directory.
+func NewDirectory() *Directory {
+	return &Directory{
+		orgs: map[string]*Org{}, orgByID: map[string]string{}, orgBySlug: map[string]string{},
+		keys: map[string]*KeySet{}, members: map[string]*Member{}, byEmail: map[string]map[string]struct{}{},
+		apiKeys: map[string]*APIKeyInfo{}, keyHashes: map[string]string{},
+	}
+}
+
+// SetSynced marks the directory complete; /readyz answers 200 from then on.
+func (d *Directory) SetSynced() {
+	d.mu.Lock()
+	d.synced = true
+	d.mu.Unlock()
+}
+
+// Synced reports whether the source finished its first full load.
+func (d *Directory) Synced() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.synced
+}
+
+// PutOrg adds or replaces an organization.
+func (d *Directory) PutOrg(o *Org) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.orgs[o.Ref]; ok {
+		delete(d.orgByID, old.ID)
+		delete(d.orgBySlug, old.Slug)
+	}
+	d.orgs[o.Ref] = o
+	if o.ID != "" {
+		d.orgByID[o.ID] = o.Ref
+	}
+	d.orgBySlug[o.Slug] = o.Ref
+}
+
+// DeleteOrg removes an organization and its keys.
+func (d *Directory) DeleteOrg(ref string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.orgs[ref]; ok {
+		delete(d.orgByID, old.ID)
+		delete(d.orgBySlug, old.Slug)
+	}
+	delete(d.orgs, ref)
+	delete(d.keys, ref)
+}
+
+// PutKeys sets an organization's signing keys; nil removes them.
+func (d *Directory) PutKeys(orgRef string, ks *KeySet) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ks == nil {
+		delete(d.keys, orgRef)
+		return
+	}
+	d.keys[orgRef] = ks
+}
+
+// PutMember adds or replaces a membership.
+func (d *Directory) PutMember(m *Member) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deleteMemberLocked(m.Ref)
+	d.members[m.Ref] = m
+	set := d.byEmail[m.Email]
+	if set == nil {
+		set = map[string]struct{}{}
+		d.byEmail[m.Email] = set
+	}
+	set[m.Ref] = struct{}{}
+}
+
+// DeleteMember removes a membership.
+func (d *Directory) DeleteMember(ref string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deleteMemberLocked(ref)
+}
+
+func (d *Directory) deleteMemberLocked(ref string) {
+	old, ok := d.members[ref]
+	if !ok {
+		return
+	}
+	delete(d.members, ref)
+	if set := d.byEmail[old.Email]; set != nil {
+		delete(set, ref)
+		if len(set) == 0 {
+			delete(d.byEmail, old.Email)
+		}
+	}
+}
+
+// PutAPIKey adds or replaces an API key's metadata.
+func (d *Directory) PutAPIKey(k *APIKeyInfo) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.apiKeys[k.KeyID] = k
+}
+
+// DeleteAPIKey removes an API key's metadata.
+func (d *Directory) DeleteAPIKey(keyID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.apiKeys, keyID)
+}
+
+// PutAPIKeyHash sets the hash of an API key; an empty hash removes it.
+func (d *Directory) PutAPIKeyHash(keyID, hash string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if hash == "" {
+		delete(d.keyHashes, keyID)
+		return
+	}
+	d.keyHashes[keyID] = hash
+}
+
+// OrgByRef finds an organization by its ID or slug, as URLs and bodies
+// name it.
+func (d *Directory) Org(idOrSlug string) (*Org, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	ref, ok := d.orgByID[idOrSlug]
+	if !ok {
+		ref, ok = d.orgBySlug[idOrSlug]
+	}
+	if !ok {
+		return nil, false
+	}
+	o, ok := d.orgs[ref]
+	return o, ok && o.ID != ""
+}
+
+// OrgByID finds an organization by ID only, as tokens name it.
+func (d *Directory) OrgByID(id string) (*Org, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	o, ok := d.orgs[d.orgByID[id]]
+	return o, ok
+}
+
+// Keys returns an organization's key set.
+func (d *Directory) Keys(orgRef string) (*KeySet, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	ks, ok := d.keys[orgRef]
+	return ks, ok
+}
+
+// Orgs lists the organizations with IDs, by slug.
+func (d *Directory) Orgs() []*Org {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]*Org, 0, len(d.orgs))
+	for _, o := range d.orgs {
+		if o.ID != "" {
+			out = append(out, o)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Slug < out[j].Slug })
+	return out
+}
+
+// Membership is a member joined with its organization.
+type Membership struct {
+	Member *Member
+	Org    *Org
+}
+
+// Memberships lists the active (not disabled) memberships of an email in
+// organizations that exist, by organization slug.
+func (d *Directory) Memberships(email string) []Membership {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var out []Membership
+	for ref := range d.byEmail[email] {
+		m := d.members[ref]
+		o, ok := d.orgs[m.OrgRef]
+		if ok && o.ID != "" && !m.Disabled {
+			out = append(out, Membership{Member: m, Org: o})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Org.Slug < out[j].Org.Slug })
+	return out
+}
+
+// MemberOf finds the active membership of email in an organization.
+func (d *Directory) MemberOf(email, orgRef string) (*Member, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for ref := range d.byEmail[email] {
+		if m := d.members[ref]; m.OrgRef == orgRef && !m.Disabled {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// APIKey returns a key's metadata and hash.
+func (d *Directory) APIKey(keyID string) (*APIKeyInfo, string, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	k, ok := d.apiKeys[keyID]
+	h := d.keyHashes[keyID]
+	return k, h, ok && h != ""
+}
+
+// OrgByRef returns an organization by its namespace/name.
+func (d *Directory) OrgByRef(ref string) (*Org, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	o, ok := d.orgs[ref]
+	return o, ok && o.ID != ""
+}
+
+// Role resolves a role name in an organization: its custom roles, then the
+// built-ins.
+func (o *Org) Role(name string) (RoleDef, bool) {
+	r, ok := o.Roles[name]
+	return r, ok
+}

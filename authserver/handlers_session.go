@@ -1,0 +1,254 @@
+package authserver
+
+import (
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/tenantauth/tenantauth/internal/identity"
+)
+
+func normalizeEmail(e string) string { return identity.NormalizeEmail(e) }
+
+// validEmail checks an address's shape (RFC 5322 addr-spec, no display name).
+func validEmail(e string) bool {
+	if len(e) < 3 || len(e) > 254 {
+		return false
+	}
+	a, err := mail.ParseAddress(e)
+	return err == nil && a.Address == e && strings.Contains(e[strings.LastIndexByte(e, '@'):], ".")
+}
+
+// userFor derives the user of an email.
+func (s *Server) userFor(email string) user {
+	return user{ID: identity.UserID(s.userIDKey, email), Email: email}
+}
+
+// findMembership picks the membership of ref (org ID or slug) among ms.
+func findMembership(ms []Membership, ref string) (Membership, bool) {
+	for _, m := range ms {
+		if m.Org.ID == ref || m.Org.Slug == ref {
+			return m, true
+		}
+	}
+	return Membership{}, false
+}
+
+type loginRequest struct {
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	Organization string `json:"organization"`
+}
+
+// handleLogin is POST /auth/login. Unknown emails and wrong passwords get
+// the same answer after the same work: one argon2id verification.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	email := normalizeEmail(req.Email)
+	if !validEmail(email) {
+		return errf(http.StatusBadRequest, "invalid_email", "email must be an email address")
+	}
+	if req.Password == "" || len(req.Password) > 1024 {
+		return errf(http.StatusBadRequest, "invalid_password", "password is required and at most 1024 bytes")
+	}
+	u := s.userFor(email)
+	_, creds, err := s.loadCredentials(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	hash := creds.PasswordHash
+	if hash == "" {
+		hash = dummyHash
+	}
+	ok := VerifyPassword(req.Password, hash) && creds.PasswordHash != ""
+	var ms []Membership
+	for _, m := range s.dir.Memberships(email) {
+		if m.Org.Password {
+			ms = append(ms, m)
+		}
+	}
+	if !ok || len(ms) == 0 {
+		return errInvalidCredentials
+	}
+	amr := []string{"pwd"}
+	if req.Organization != "" {
+		m, found := findMembership(ms, req.Organization)
+		if !found {
+			return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization, or it does not allow password login")
+		}
+		return s.completeLogin(r.Context(), w, u, amr, m, nil)
+	}
+	if len(ms) == 1 {
+		return s.completeLogin(r.Context(), w, u, amr, ms[0], nil)
+	}
+	resp, err := s.startIntermediate(r.Context(), u, amr, nil, false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+type exchangeRequest struct {
+	IntermediateSessionToken string `json:"intermediate_session_token"`
+	OrganizationID           string `json:"organization_id"`
+}
+
+// handleExchangeSession is POST /users/exchange-session: an intermediate
+// session, or (to switch organizations) a live session, becomes a session
+// of the chosen organization.
+func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) error {
+	var req exchangeRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.OrganizationID == "" {
+		return errf(http.StatusBadRequest, "invalid_organization", "organization_id is required (an organization ID or slug)")
+	}
+	if req.IntermediateSessionToken == "" {
+		return s.switchOrganization(w, r, req.OrganizationID)
+	}
+	rec, in, err := s.loadIntermediate(r.Context(), req.IntermediateSessionToken)
+	if err != nil {
+		return err
+	}
+	u := user{ID: in.UserID, Email: in.Email}
+	m, ok := findMembership(s.dir.Memberships(in.Email), req.OrganizationID)
+	if !ok {
+		if _, exists := s.dir.Org(req.OrganizationID); !exists {
+			return errOrgNotFound
+		}
+		return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+	}
+	if !s.methodAllowed(m.Org, in.AMR) {
+		return errf(http.StatusForbidden, "auth_method_disabled", "that organization does not allow this way of signing in")
+	}
+	return s.completeLogin(r.Context(), w, u, in.AMR, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
+}
+
+// switchOrganization exchanges the caller's session for one in another of
+// their organizations without signing in again, as Stytch's
+// sessions/exchange does. The second factor carries over only when the
+// target does not need more than the current session proved.
+func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, target string) error {
+	p, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if p.Kind != kindUser {
+		return errf(http.StatusForbidden, "user_session_required", "only a user session can switch organizations")
+	}
+	if p.ViaCookie && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
+		return errCSRF
+	}
+	m, ok := findMembership(s.dir.Memberships(p.Email), target)
+	if !ok {
+		return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+	}
+	if !s.methodAllowed(m.Org, p.AMR) {
+		return errf(http.StatusForbidden, "auth_method_disabled", "that organization does not allow this way of signing in")
+	}
+	return s.completeLogin(r.Context(), w, user{ID: p.UserID, Email: p.Email}, p.AMR, m, nil)
+}
+
+// methodAllowed checks the organization allows the first factor in amr.
+func (s *Server) methodAllowed(o *Org, amr []string) bool {
+	for _, a := range amr {
+		switch a {
+		case "pwd":
+			return o.Password
+		case "email":
+			return o.MagicLink
+		}
+	}
+	return false
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// handleRefresh is POST /auth/refresh, from the body or the refresh cookie.
+func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
+	var req refreshRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	fromCookie := false
+	if req.RefreshToken == "" {
+		if c, err := r.Cookie(s.cfg.RefreshCookieName); err == nil {
+			req.RefreshToken, fromCookie = c.Value, true
+		}
+	}
+	if req.RefreshToken == "" {
+		return errf(http.StatusUnauthorized, "invalid_refresh_token", "refresh_token is required, in the body or the refresh cookie")
+	}
+	// A refresh driven by a cookie is a browser request another site could
+	// forge; it must carry the CSRF token of the session it refreshes.
+	if fromCookie {
+		id, _, ok := parseOpaque(prefixRefresh, req.RefreshToken)
+		if !ok || !s.csrfValid(sessionIDPrefix+id, r.Header.Get("X-CSRF-Token")) {
+			return errCSRF
+		}
+	}
+	resp, err := s.refresh(r.Context(), req.RefreshToken)
+	if err != nil {
+		return err
+	}
+	s.writeSession(w, http.StatusOK, resp)
+	return nil
+}
+
+// handleLogout is POST /auth/logout: revokes the session, clears cookies.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	if p.Kind != kindUser {
+		return errf(http.StatusForbidden, "user_session_required", "API keys have no session to log out of")
+	}
+	if err := s.revokeSession(r.Context(), p.SessionID, "logout"); err != nil {
+		return err
+	}
+	s.clearCookies(w)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// handleMe is GET /auth/me.
+func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, p *Principal) error {
+	if p.Kind == kindAPIKey {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"type": "api_key", "key_id": p.KeyID, "organization_id": p.Org.ID,
+			"organization_slug": p.Org.Slug, "scopes": nonNil(p.Scopes),
+		})
+		return nil
+	}
+	rd, _ := p.Org.Role(p.Role)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"type": "user", "id": p.UserID, "email": p.Email, "organization_id": p.Org.ID,
+		"organization_slug": p.Org.Slug, "role": p.Role, "permissions": nonNil(rd.Permissions), "session_id": p.SessionID,
+	})
+	return nil
+}
+
+// writeSession answers a session response and sets both cookies.
+func (s *Server) writeSession(w http.ResponseWriter, status int, resp *sessionResponse) {
+	secure := !strings.HasPrefix(s.cfg.PublicURL, "http://")
+	exp, _ := time.Parse(time.RFC3339, resp.Session.ExpiresAt)
+	http.SetCookie(w, &http.Cookie{Name: s.cfg.SessionCookieName, Value: resp.AccessToken, Path: "/",
+		Domain: s.cfg.CookieDomain, Expires: exp, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: s.cfg.RefreshCookieName, Value: resp.RefreshToken, Path: s.cfg.PathPrefix + "/auth",
+		Domain: s.cfg.CookieDomain, HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
+	writeJSON(w, status, resp)
+}
+
+// clearCookies expires both cookies.
+func (s *Server) clearCookies(w http.ResponseWriter) {
+	secure := !strings.HasPrefix(s.cfg.PublicURL, "http://")
+	for _, c := range []struct{ name, path string }{{s.cfg.SessionCookieName, "/"}, {s.cfg.RefreshCookieName, s.cfg.PathPrefix + "/auth"}} {
+		http.SetCookie(w, &http.Cookie{Name: c.name, Value: "", Path: c.path, Domain: s.cfg.CookieDomain, MaxAge: -1,
+			HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	}
+}

@@ -1,0 +1,174 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// intermediateTTL is how long an intermediate session token lives.
+const intermediateTTL = 10 * time.Minute
+
+// maxMFAFailures spends an intermediate session after this many wrong codes.
+const maxMFAFailures = 5
+
+// intermediate is a proven user who has not yet chosen an organization or
+// still owes a second factor.
+type intermediate struct {
+	UserID    string    `json:"user_id"`
+	Email     string    `json:"email"`
+	AMR       []string  `json:"amr"`
+	OrgRef    string    `json:"org_ref,omitempty"` // chosen organization, if any
+	ExpiresAt time.Time `json:"expires_at"`
+	Hash      string    `json:"hash"`
+	Failures  int       `json:"failures,omitempty"`
+	Spent     bool      `json:"spent,omitempty"`
+}
+
+// intermediateResponse is the contract's intermediate response.
+type intermediateResponse struct {
+	IntermediateSessionToken string    `json:"intermediate_session_token"`
+	ExpiresIn                int       `json:"expires_in"`
+	User                     userInfo  `json:"user"`
+	Organizations            []orgInfo `json:"organizations"`
+	MFARequired              bool      `json:"mfa_required"`
+}
+
+// startIntermediate records an intermediate session and builds its answer.
+func (s *Server) startIntermediate(ctx context.Context, u user, amr []string, org *Org, mfa bool) (*intermediateResponse, error) {
+	token, id, hash := newOpaque(prefixIntermediate)
+	now := s.cfg.Now().UTC()
+	in := &intermediate{UserID: u.ID, Email: u.Email, AMR: amr, ExpiresAt: now.Add(intermediateTTL), Hash: hash}
+	if org != nil {
+		in.OrgRef = org.Ref
+	}
+	rec := &Record{Kind: KindToken, ID: prefixIntermediate + "_" + id, UserID: u.ID, ExpiresAt: in.ExpiresAt}
+	if err := save(ctx, s.store, rec, in); err != nil {
+		return nil, fmt.Errorf("create intermediate session: %w", err)
+	}
+	s.metrics.issued.WithLabelValues("intermediate").Inc()
+	return &intermediateResponse{
+		IntermediateSessionToken: token, ExpiresIn: int(intermediateTTL / time.Second),
+		User: userInfo{ID: u.ID, Email: u.Email}, Organizations: s.orgList(u.Email), MFARequired: mfa,
+	}, nil
+}
+
+// orgList lists a user's organizations with their role.
+func (s *Server) orgList(email string) []orgInfo {
+	ms := s.dir.Memberships(email)
+	out := make([]orgInfo, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, orgInfo{ID: m.Org.ID, Slug: m.Org.Slug, Name: m.Org.Name, Role: m.Member.Role})
+	}
+	return out
+}
+
+// loadIntermediate reads a live intermediate session by its token.
+func (s *Server) loadIntermediate(ctx context.Context, token string) (*Record, *intermediate, error) {
+	id, secret, ok := parseOpaque(prefixIntermediate, token)
+	invalid := errf(http.StatusUnauthorized, "token_invalid", "the intermediate session token is malformed or unknown")
+	if !ok {
+		return nil, nil, invalid
+	}
+	var in intermediate
+	rec, err := load(ctx, s.store, KindToken, prefixIntermediate+"_"+id, &in)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, invalid
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !secretMatches(secret, in.Hash) {
+		return nil, nil, invalid
+	}
+	if in.Spent {
+		return nil, nil, errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+	}
+	if !s.cfg.Now().Before(in.ExpiresAt) {
+		return nil, nil, errf(http.StatusUnauthorized, "token_expired", "the intermediate session token has expired; sign in again")
+	}
+	return rec, &in, nil
+}
+
+// spendIntermediate marks the intermediate session used. A lost
+// compare-and-swap means a concurrent request used it first.
+func (s *Server) spendIntermediate(ctx context.Context, rec *Record, in *intermediate) error {
+	in.Spent = true
+	err := save(ctx, s.store, rec, in)
+	if errors.Is(err, ErrConflict) {
+		return errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+	}
+	return err
+}
+
+// pending is an intermediate session presented by the client, with the
+// token it presented.
+type pending struct {
+	rec   *Record
+	in    *intermediate
+	token string
+}
+
+// completeLogin turns a proven user and a chosen organization into a
+// session, or into an intermediate session when a second factor is owed.
+// A presented intermediate session is spent only when a session is made.
+func (s *Server) completeLogin(ctx context.Context, w http.ResponseWriter, u user, amr []string, m Membership, p *pending) error {
+	if s.mfaOwed(ctx, u, amr, m.Org) {
+		if p == nil {
+			resp, err := s.startIntermediate(ctx, u, amr, m.Org, true)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, resp)
+			return nil
+		}
+		p.in.OrgRef = m.Org.Ref
+		if err := save(ctx, s.store, p.rec, p.in); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+			}
+			return err
+		}
+		writeJSON(w, http.StatusOK, &intermediateResponse{
+			IntermediateSessionToken: p.token, ExpiresIn: int(p.in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
+			User: userInfo{ID: u.ID, Email: u.Email}, Organizations: s.orgList(u.Email), MFARequired: true,
+		})
+		return nil
+	}
+	if p != nil {
+		if err := s.spendIntermediate(ctx, p.rec, p.in); err != nil {
+			return err
+		}
+	}
+	resp, err := s.startSession(ctx, u, m.Org, m.Member.Role, amr)
+	if err != nil {
+		return err
+	}
+	s.writeSession(w, http.StatusOK, resp)
+	return nil
+}
+
+// mfaOwed reports whether u must still pass TOTP for org: when the user
+// has TOTP on, or the organization requires it, and amr lacks otp.
+func (s *Server) mfaOwed(ctx context.Context, u user, amr []string, org *Org) bool {
+	for _, a := range amr {
+		if a == "otp" {
+			return false
+		}
+	}
+	if org.MFARequired {
+		return true
+	}
+	return s.totpEnabled(ctx, u.ID)
+}
+
+// totpEnabled reports whether the user has turned TOTP on.
+func (s *Server) totpEnabled(ctx context.Context, userID string) bool {
+	var c Credentials
+	if _, err := load(ctx, s.store, KindCredentials, userID, &c); err != nil {
+		return false
+	}
+	return c.TOTPEnabled
+}

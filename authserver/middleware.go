@@ -1,0 +1,164 @@
+package authserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// maxBody is the largest request body accepted (413 above it).
+const maxBody = 1 << 20
+
+// handlerFunc is a handler that returns its error for the one writer of
+// errors to answer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// authedFunc is a handler that runs with an authenticated principal.
+type authedFunc func(w http.ResponseWriter, r *http.Request, p *Principal) error
+
+// public adapts a handlerFunc: its error is answered in the contract's
+// shape.
+func (s *Server) public(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// authenticated runs h with the request's principal, answering 401 when
+// there is none and 403 when a cookie-authenticated request that changes
+// state lacks its CSRF token.
+func (s *Server) authenticated(h authedFunc) http.Handler {
+	return s.public(func(w http.ResponseWriter, r *http.Request) error {
+		p, err := s.authenticate(r)
+		if err != nil {
+			return err
+		}
+		if p.ViaCookie && changesState(r.Method) && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
+			return errCSRF
+		}
+		return h(w, r, p)
+	})
+}
+
+func changesState(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}
+
+// limited applies the per-IP and per-email rate limits of the abuse-prone
+// endpoints. It peeks at the body's email so handlers need not.
+func (s *Server) limited(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		route := r.Pattern
+		if wait, ok := s.limiter.allow(route + "|ip|" + s.clientIP(r)); !ok {
+			return tooMany(wait)
+		}
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var peek struct {
+			Email        string `json:"email"`
+			EmailAddress string `json:"email_address"`
+		}
+		_ = json.Unmarshal(body, &peek)
+		if email := normalizeEmail(peek.Email + peek.EmailAddress); email != "" {
+			if wait, ok := s.limiter.allow(route + "|email|" + email); !ok {
+				return tooMany(wait)
+			}
+		}
+		return h(w, r)
+	}
+}
+
+func tooMany(wait time.Duration) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+		Message: "too many requests; retry after " + strconv.Itoa(int(wait.Seconds()+0.999)) + "s", RetryAfter: max(wait, time.Second)}
+}
+
+// readBody reads a JSON request body: 415 for another content type, 413
+// past 1 MiB. An empty body with no content type reads as empty.
+func readBody(r *http.Request) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errf(http.StatusRequestEntityTooLarge, "body_too_large", "the body must be at most 1 MiB")
+		}
+		return nil, errf(http.StatusBadRequest, "invalid_body", "the body could not be read")
+	}
+	if ct == "" && len(bytes.TrimSpace(body)) > 0 {
+		return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+	}
+	return body, nil
+}
+
+// decode reads a JSON body into v. Unknown fields are ignored, as in most
+// JSON APIs; a missing body decodes as {}.
+func decode(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return errf(http.StatusBadRequest, "invalid_json", "the body is not valid JSON for this endpoint: "+jsonProblem(err))
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return "syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
+	case errors.As(err, &typ):
+		return "field " + strconv.Quote(typ.Field) + " must be " + typ.Type.String()
+	}
+	return "unexpected input"
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// instrument counts and times requests per route.
+func (s *Server) instrument(route string, next http.Handler) http.Handler {
+	hist := s.metrics.duration.WithLabelValues(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		hist.Observe(time.Since(start).Seconds())
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+	})
+}

@@ -1,0 +1,232 @@
+// Package authserver serves tenantauth's HTTP token endpoints: password and
+// passwordless login, refresh rotation, logout, API keys, JWKS and
+// forward-auth.
+//
+// It knows no Kubernetes types. Tenant state comes from a Directory that a
+// source keeps current (package authserver/kube fills it from informers),
+// and runtime state sits behind the Store interface.
+package authserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// Config holds the deployment-level settings of DESIGN.md section 3.
+type Config struct {
+	// PublicURL is the URL clients reach the server at; it builds links and
+	// the issuer. An http:// URL turns off the Secure cookie attribute.
+	PublicURL string
+	// PathPrefix mounts every endpoint under a prefix such as /api/v1.
+	PathPrefix        string
+	SessionCookieName string
+	RefreshCookieName string
+	CookieDomain      string
+	// RateLimitPerMinute caps login, register, forgot-password,
+	// send-magic-link and 2fa/verify per client IP and per email.
+	RateLimitPerMinute int
+	// TrustForwardedFor takes the client IP from X-Forwarded-For; only for
+	// servers behind a proxy that sets it.
+	TrustForwardedFor bool
+	// Secret keys derived values shared by every replica (CSRF tokens).
+	Secret []byte
+	// RefreshGrace is how long a just-rotated refresh token may be retried
+	// without the retry counting as reuse.
+	RefreshGrace time.Duration
+	// Argon2 are the password hashing parameters.
+	Argon2 Argon2Params
+	// MinPasswordLength is the shortest password accepted (NIST: 8).
+	MinPasswordLength int
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.PublicURL == "" {
+		c.PublicURL = "http://localhost:8080"
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	c.PathPrefix = strings.TrimRight(c.PathPrefix, "/")
+	if c.SessionCookieName == "" {
+		c.SessionCookieName = "tenantauth_session"
+	}
+	if c.RefreshCookieName == "" {
+		c.RefreshCookieName = "tenantauth_refresh"
+	}
+	if c.RateLimitPerMinute == 0 {
+		c.RateLimitPerMinute = 20
+	}
+	if c.RefreshGrace == 0 {
+		c.RefreshGrace = 5 * time.Second
+	}
+	if c.Argon2.MemoryKiB == 0 {
+		c.Argon2 = DefaultArgon2
+	}
+	if c.MinPasswordLength == 0 {
+		c.MinPasswordLength = 8
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Server is the auth server's HTTP handler and its state.
+type Server struct {
+	cfg       Config
+	dir       *Directory
+	store     Store
+	log       logr.Logger
+	limiter   *rateLimiter
+	verified  *tokenCache
+	metrics   *Metrics
+	csrfKey   []byte
+	handler   http.Handler
+	userIDKey []byte
+}
+
+// Option adjusts a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger.
+func WithLogger(l logr.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithMetrics sets the metrics the server records into.
+func WithMetrics(m *Metrics) Option { return func(s *Server) { s.metrics = m } }
+
+// New builds a server. userIDKey is the installation key user IDs are
+// derived with (see package identity).
+func New(cfg Config, dir *Directory, store Store, userIDKey []byte, opts ...Option) *Server {
+	cfg.defaults()
+	s := &Server{cfg: cfg, dir: dir, store: store, log: logr.Discard(), userIDKey: userIDKey}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(nil)
+	}
+	s.limiter = newRateLimiter(cfg.RateLimitPerMinute, time.Minute, cfg.Now)
+	s.verified = newTokenCache(100_000)
+	m := hmac.New(sha256.New, cfg.Secret)
+	m.Write([]byte("tenantauth csrf v1"))
+	s.csrfKey = m.Sum(nil)
+	s.handler = s.routes()
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// Config returns the server's effective configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// Directory returns the directory the server answers from.
+func (s *Server) Directory() *Directory { return s.dir }
+
+// Store returns the server's store.
+func (s *Server) Store() Store { return s.store }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	p := s.cfg.PathPrefix
+	handle := func(pattern string, h http.Handler) {
+		method, path, _ := strings.Cut(pattern, " ")
+		if path == "" {
+			path, method = method, ""
+		}
+		if method != "" {
+			method += " "
+		}
+		mux.Handle(method+p+path, s.instrument(path, h))
+	}
+	handle("GET /health", http.HandlerFunc(s.handleHealth))
+	handle("GET /readyz", http.HandlerFunc(s.handleReady))
+	handle("GET /.well-known/jwks.json", http.HandlerFunc(s.handleJWKS))
+	handle("GET /orgs/{org}/.well-known/jwks.json", http.HandlerFunc(s.handleOrgJWKS))
+	handle("GET /orgs/{org}/.well-known/openid-configuration", http.HandlerFunc(s.handleDiscovery))
+	handle("POST /auth/login", s.public(s.limited(s.handleLogin)))
+	handle("POST /auth/refresh", s.public(s.handleRefresh))
+	handle("POST /auth/logout", s.authenticated(s.handleLogout))
+	handle("GET /auth/me", s.authenticated(s.handleMe))
+	handle("POST /users/exchange-session", s.public(s.handleExchangeSession))
+	handle("/verify", http.HandlerFunc(s.handleVerify))
+	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errf(http.StatusNotFound, "not_found", "no such endpoint"))
+	})))
+	return s.recoverer(mux)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if !s.dir.Synced() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "syncing"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// recoverer turns a panic into a 503 in the contract's shape, never a
+// stack trace to the client.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clientIP is the remote address, or the first X-Forwarded-For hop when the
+// server is configured to trust it.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.TrustForwardedFor {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Serve runs the HTTP server on l until ctx ends, then drains it.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// session is a login's server-side state: one per login, across every
+// refresh that descends from it.
+type session struct {
+	UserID            string    `json:"user_id"`
+	Email             string    `json:"email"`
+	OrgRef            string    `json:"org_ref"`
+	OrgID             string    `json:"org_id"`
+	AMR               []string  `json:"amr"`
+	CreatedAt         time.Time `json:"created_at"`
+	IdleExpiresAt     time.Time `json:"idle_expires_at"`
+	AbsoluteExpiresAt time.Time `json:"absolute_expires_at"`
+	// RefreshHash is the hash of the one refresh token that may be used.
+	RefreshHash string `json:"refresh_hash"`
+	// Spent are hashes of refresh tokens already used, newest last; one of
+	// them coming back means the token leaked.
+	Spent     []spentToken `json:"spent,omitempty"`
+	RevokedAt *time.Time   `json:"revoked_at,omitempty"`
+	Reason    string       `json:"revoke_reason,omitempty"`
+}
+
+type spentToken struct {
+	Hash string    `json:"hash"`
+	At   time.Time `json:"at"`
+}
+
+// maxSpent bounds the reuse-detection history per session.
+const maxSpent = 32
+
+// sessionIDPrefix starts session IDs in responses and the sid claim.
+const sessionIDPrefix = "ses_"
+
+// user is a proven identity before an organization is chosen.
+type user struct {
+	ID    string
+	Email string
+}
+
+// sessionResponse is the contract's session response.
+type sessionResponse struct {
+	AccessToken  string      `json:"access_token"`
+	TokenType    string      `json:"token_type"`
+	ExpiresIn    int         `json:"expires_in"`
+	RefreshToken string      `json:"refresh_token"`
+	CSRFToken    string      `json:"csrf_token"`
+	Session      sessionInfo `json:"session"`
+	User         userInfo    `json:"user"`
+	Organization orgInfo     `json:"organization"`
+	Role         string      `json:"role"`
+}
+
+type sessionInfo struct {
+	ID        string `json:"id"`
+	JWT       string `json:"jwt"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+type userInfo struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+}
+
+type orgInfo struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+	Role string `json:"role,omitempty"`
+}
+
+// startSession creates a session for u in org and issues its first tokens.
+func (s *Server) startSession(ctx context.Context, u user, org *Org, role string, amr []string) (*sessionResponse, error) {
+	now := s.cfg.Now().UTC()
+	token, id, hash := newOpaque(prefixRefresh)
+	sess := &session{
+		UserID: u.ID, Email: u.Email, OrgRef: org.Ref, OrgID: org.ID, AMR: amr, CreatedAt: now,
+		IdleExpiresAt:     now.Add(org.IdleTTL),
+		AbsoluteExpiresAt: now.Add(org.AbsoluteTTL),
+		RefreshHash:       hash,
+	}
+	sess.IdleExpiresAt = minTime(sess.IdleExpiresAt, sess.AbsoluteExpiresAt)
+	rec := &Record{Kind: KindSession, ID: sessionIDPrefix + id, UserID: u.ID, ExpiresAt: sess.AbsoluteExpiresAt}
+	if err := save(ctx, s.store, rec, sess); err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	s.metrics.issued.WithLabelValues("refresh").Inc()
+	return s.sessionResponse(rec.ID, sess, token, org, role)
+}
+
+// sessionResponse signs an access token for the session.
+func (s *Server) sessionResponse(sid string, sess *session, refreshToken string, org *Org, role string) (*sessionResponse, error) {
+	now := s.cfg.Now().UTC()
+	ks, ok := s.dir.Keys(org.Ref)
+	var key *SigningKey
+	if ok {
+		key = ks.Active(now)
+	}
+	if key == nil {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "organization_not_ready",
+			Message: "the organization has no signing key yet; retry shortly", RetryAfter: 2 * time.Second}
+	}
+	exp := now.Add(org.AccessTTL)
+	rd, _ := org.Role(role)
+	claims := &Claims{
+		Issuer: s.issuer(org), Subject: sess.UserID, Audience: s.audience(org),
+		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: newID(),
+		SessionID: sid, OrgID: org.ID, OrgSlug: org.Slug, Role: role, Permissions: nonNil(rd.Permissions),
+		Email: sess.Email, AMR: sess.AMR,
+	}
+	jwt, err := signJWT(claims, key)
+	if err != nil {
+		return nil, fmt.Errorf("sign access token for %s: %w", org.Slug, err)
+	}
+	s.metrics.issued.WithLabelValues("access").Inc()
+	return &sessionResponse{
+		AccessToken: jwt, TokenType: "bearer", ExpiresIn: int(org.AccessTTL / time.Second),
+		RefreshToken: refreshToken, CSRFToken: s.csrfToken(sid),
+		Session:      sessionInfo{ID: sid, JWT: jwt, ExpiresAt: exp.Format(time.RFC3339)},
+		User:         userInfo{ID: sess.UserID, Email: sess.Email},
+		Organization: orgInfo{ID: org.ID, Slug: org.Slug, Name: org.Name},
+		Role:         role,
+	}, nil
+}
+
+// refresh spends a refresh token and issues the next one. Single use rests
+// on the store's compare-and-swap: of concurrent refreshes of one token,
+// exactly one update wins; the others re-read and find the token spent.
+func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, error) {
+	id, secret, ok := parseOpaque(prefixRefresh, token)
+	if !ok {
+		return nil, errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
+	}
+	sid := sessionIDPrefix + id
+	for attempt := 0; attempt < 5; attempt++ {
+		var sess session
+		rec, err := load(ctx, s.store, KindSession, sid, &sess)
+		if errors.Is(err, ErrNotFound) {
+			return nil, errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
+		}
+		if err != nil {
+			return nil, err
+		}
+		now := s.cfg.Now().UTC()
+		if sess.RevokedAt != nil {
+			return nil, errf(http.StatusUnauthorized, "session_revoked", "the session has ended; log in again")
+		}
+		if !secretMatches(secret, sess.RefreshHash) {
+			return nil, s.refreshMismatch(ctx, rec, &sess, secret, now)
+		}
+		if !now.Before(sess.IdleExpiresAt) || !now.Before(sess.AbsoluteExpiresAt) {
+			return nil, errf(http.StatusUnauthorized, "refresh_token_expired", "the session expired; log in again")
+		}
+		org, ok := s.dir.OrgByRef(sess.OrgRef)
+		if !ok || org.ID != sess.OrgID {
+			return nil, errf(http.StatusUnauthorized, "session_revoked", "the session's organization no longer exists")
+		}
+		m, ok := s.dir.MemberOf(sess.Email, org.Ref)
+		if !ok {
+			return nil, errf(http.StatusUnauthorized, "membership_inactive", "the membership was disabled or removed")
+		}
+		next, _, nextHash := newOpaqueFor(prefixRefresh, id)
+		sess.Spent = append(sess.Spent, spentToken{Hash: sess.RefreshHash, At: now})
+		if len(sess.Spent) > maxSpent {
+			sess.Spent = sess.Spent[len(sess.Spent)-maxSpent:]
+		}
+		sess.RefreshHash = nextHash
+		sess.IdleExpiresAt = minTime(now.Add(org.IdleTTL), sess.AbsoluteExpiresAt)
+		err = save(ctx, s.store, rec, &sess)
+		if errors.Is(err, ErrConflict) {
+			continue // someone else changed it: re-read, and likely find the token spent
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rotate refresh token: %w", err)
+		}
+		s.metrics.issued.WithLabelValues("refresh").Inc()
+		return s.sessionResponse(sid, &sess, next, org, m.Role)
+	}
+	return nil, &Error{Status: http.StatusServiceUnavailable, Code: "conflict", Message: "the session is being changed concurrently; retry", RetryAfter: time.Second}
+}
+
+// refreshMismatch handles a refresh token that is not the current one. A
+// spent token of this session inside the grace window is a client retrying
+// (answered 401 refresh_token_spent, session kept); after it, reuse means
+// the token leaked, and the whole session is revoked.
+func (s *Server) refreshMismatch(ctx context.Context, rec *Record, sess *session, secret string, now time.Time) error {
+	for i := len(sess.Spent) - 1; i >= 0; i-- {
+		if !secretMatches(secret, sess.Spent[i].Hash) {
+			continue
+		}
+		if i == len(sess.Spent)-1 && now.Sub(sess.Spent[i].At) <= s.cfg.RefreshGrace {
+			return errf(http.StatusUnauthorized, "refresh_token_spent", "this refresh token was just used; use the newest one")
+		}
+		if err := s.revokeRecord(ctx, rec, sess, "refresh_token_reused"); err != nil {
+			return err
+		}
+		return errf(http.StatusUnauthorized, "refresh_token_reused", "a used refresh token was presented again; the session is revoked")
+	}
+	return errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
+}
+
+// revokeRecord marks a session revoked, retrying on conflict.
+func (s *Server) revokeRecord(ctx context.Context, rec *Record, sess *session, reason string) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		if sess.RevokedAt != nil {
+			return nil
+		}
+		now := s.cfg.Now().UTC()
+		sess.RevokedAt, sess.Reason = &now, reason
+		rec.Revoked = true
+		err := save(ctx, s.store, rec, sess)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		*sess = session{}
+		fresh, err := load(ctx, s.store, KindSession, rec.ID, sess)
+		if err != nil {
+			return err
+		}
+		*rec = *fresh
+	}
+	return fmt.Errorf("revoke session %s: too many concurrent changes", rec.ID)
+}
+
+// revokeSession ends one session by ID.
+func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
+	var sess session
+	rec, err := load(ctx, s.store, KindSession, sid, &sess)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.revokeRecord(ctx, rec, &sess, reason)
+}
+
+// RevokeUserSessions ends every session of a user, as a password reset
+// must.
+func (s *Server) RevokeUserSessions(ctx context.Context, userID, reason string) error {
+	recs, err := s.store.ListByUser(ctx, KindSession, userID)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if rec.Revoked {
+			continue
+		}
+		if err := s.revokeSession(ctx, rec.ID, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newOpaqueFor makes a token for an existing record ID.
+func newOpaqueFor(prefix, id string) (token, _ string, hash string) {
+	secret := newSecret()
+	return prefix + "_" + id + "." + secret, id, hashSecret(secret)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

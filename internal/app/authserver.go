@@ -1,0 +1,142 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/authserver/kube"
+	"github.com/tenantauth/tenantauth/internal/identity"
+)
+
+// AuthServerOptions are the flags of `tenantauth authserver`.
+type AuthServerOptions struct {
+	Addr               string
+	MetricsAddr        string
+	PublicURL          string
+	PathPrefix         string
+	Namespace          string
+	WatchNamespaces    string
+	StoreBackend       string
+	SessionCookieName  string
+	RefreshCookieName  string
+	CookieDomain       string
+	RateLimitPerMinute int
+	TrustForwardedFor  bool
+	MinPasswordLength  int
+	// Listener, when set, is used instead of listening on Addr (dev and
+	// tests pass one to learn the port).
+	Listener net.Listener
+}
+
+// Bind registers the flags on fs.
+func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.Addr, "addr", ":8080", "address of the HTTP API, /health and /readyz")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address of Prometheus /metrics; 0 disables it")
+	fs.StringVar(&o.PublicURL, "public-url", "http://localhost:8080", "URL clients reach the server at; builds links and the token issuer")
+	fs.StringVar(&o.PathPrefix, "path-prefix", "", "mount every endpoint under this prefix, e.g. /api/v1")
+	fs.StringVar(&o.Namespace, "namespace", podNamespace("tenantauth-system"), "namespace of the store records and the installation Secret (env POD_NAMESPACE)")
+	fs.StringVar(&o.WatchNamespaces, "watch-namespaces", "", "comma-separated namespaces to read tenants from; empty reads all")
+	fs.StringVar(&o.StoreBackend, "store", "kubernetes", "runtime state backend: kubernetes or memory")
+	fs.StringVar(&o.SessionCookieName, "session-cookie-name", "tenantauth_session", "name of the access-token cookie")
+	fs.StringVar(&o.RefreshCookieName, "refresh-cookie-name", "tenantauth_refresh", "name of the refresh-token cookie")
+	fs.StringVar(&o.CookieDomain, "cookie-domain", "", "Domain attribute of both cookies")
+	fs.IntVar(&o.RateLimitPerMinute, "rate-limit-per-minute", 20, "login, register, forgot-password, magic-link and 2fa/verify requests a minute per IP and per email")
+	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
+	fs.IntVar(&o.MinPasswordLength, "min-password-length", 8, "shortest password accepted")
+}
+
+// NewAuthServer builds the auth server's manager: the informer cache, the
+// directory source, the store and the HTTP server, all as runnables that
+// run on every replica.
+func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (ctrl.Manager, *authserver.Server, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  Scheme(),
+		Cache:   cacheOptions(o.WatchNamespaces, o.Namespace),
+		Metrics: metricsserver.Options{BindAddress: o.MetricsAddr},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create auth server manager: %w", err)
+	}
+	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create client: %w", err)
+	}
+	key, err := identity.EnsureInstallationKey(ctx, direct, direct, o.Namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := ctrl.Log.WithName("authserver")
+	dir := authserver.NewDirectory()
+	if err := mgr.Add(&kube.Source{Dir: dir, Cache: mgr.GetCache(), Log: log.WithName("source")}); err != nil {
+		return nil, nil, err
+	}
+	var store authserver.Store
+	switch o.StoreBackend {
+	case "memory":
+		store = authserver.NewMemoryStore()
+	case "kubernetes":
+		ks := kube.NewStore(direct, mgr.GetAPIReader(), o.Namespace)
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			if err := ks.Watch(ctx, mgr.GetCache()); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return nil
+		})); err != nil {
+			return nil, nil, err
+		}
+		store = ks
+	default:
+		return nil, nil, usage(fmt.Errorf("--store must be kubernetes or memory, not %q", o.StoreBackend))
+	}
+	srv := authserver.New(authserver.Config{
+		PublicURL: o.PublicURL, PathPrefix: o.PathPrefix, SessionCookieName: o.SessionCookieName,
+		RefreshCookieName: o.RefreshCookieName, CookieDomain: o.CookieDomain, RateLimitPerMinute: o.RateLimitPerMinute,
+		TrustForwardedFor: o.TrustForwardedFor, Secret: key, MinPasswordLength: o.MinPasswordLength,
+	}, dir, store, key,
+		authserver.WithLogger(log),
+		authserver.WithMetrics(authserver.NewMetrics(metrics.Registry)),
+	)
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		authserver.RunGC(ctx, store, time.Minute, time.Now, func(err error) { log.Error(err, "store garbage collection") })
+		return nil
+	})); err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		l := o.Listener
+		if l == nil {
+			if l, err = net.Listen("tcp", o.Addr); err != nil {
+				return fmt.Errorf("listen on %s: %w", o.Addr, err)
+			}
+		}
+		log.Info("serving", "addr", l.Addr().String(), "publicURL", o.PublicURL)
+		return srv.Serve(ctx, l)
+	})); err != nil {
+		return nil, nil, err
+	}
+	return mgr, srv, nil
+}
+
+func runAuthServer(ctx context.Context, o AuthServerOptions) error {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	mgr, _, err := NewAuthServer(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,76 @@
+// Package app wires the tenantauth binary's three modes (operator,
+// authserver, dev) from flags to managers. It holds wiring only; the logic
+// lives in controllers, webhook and authserver.
+package app
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+)
+
+// Scheme knows the built-in kinds and tenantauth.io/v1alpha1.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := tav1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// cacheOptions limits the informer cache to the watched namespaces, and its
+// Secrets to the ones tenantauth labelled, so neither the operator nor the
+// auth server holds the cluster's other Secrets in memory. alsoNamespaces
+// join a namespace list (the auth server's own, for its store).
+func cacheOptions(watchNamespaces string, alsoNamespaces ...string) cache.Options {
+	req, err := labels.NewRequirement(tav1.LabelComponent, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Label: labels.NewSelector().Add(*req)},
+	}}
+	if ns := splitList(watchNamespaces); len(ns) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range append(ns, alsoNamespaces...) {
+			opts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// podNamespace is the namespace the process runs in, from the downward API,
+// or fallback.
+func podNamespace(fallback string) string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return fallback
+}
+
+func usage(err error) error {
+	return fmt.Errorf("%w (see --help)", err)
+}

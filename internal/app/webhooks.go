@@ -1,0 +1,59 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/tenantauth/tenantauth/webhook"
+)
+
+// setupWebhooks registers the admission webhooks. With operator-managed
+// certificates they are registered once the rotator has written the
+// serving certificate, because the webhook server starts with the first
+// registration and needs the files.
+func setupWebhooks(mgr ctrl.Manager, o OperatorOptions) error {
+	opts := webhook.Options{
+		Mode: o.AdmissionMode, BypassGroups: splitList(o.AdmissionBypassGroups),
+		BypassUsers: splitList(o.AuthServerUsername), OperatorUsername: operatorUsername(o),
+	}
+	if !o.ManageWebhookCerts {
+		return webhook.SetupWithManager(mgr, opts)
+	}
+	ready, err := webhook.SetupCertRotation(mgr, webhook.CertOptions{
+		Namespace: o.Namespace, ServiceName: o.WebhookServiceName, SecretName: o.WebhookSecretName, CertDir: o.WebhookCertDir,
+		MutatingConfigName: o.MutatingConfigName, ValidatingConfigName: o.ValidatingConfigName,
+	})
+	if err != nil {
+		return err
+	}
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ready:
+		}
+		if err := webhook.SetupWithManager(mgr, opts); err != nil {
+			return fmt.Errorf("register webhooks: %w", err)
+		}
+		<-ctx.Done()
+		return nil
+	}))
+}
+
+// operatorUsername is the flag, else the in-cluster service account's user
+// name, built from the mounted namespace and the pod's service account.
+func operatorUsername(o OperatorOptions) string {
+	if o.OperatorUsername != "" {
+		return o.OperatorUsername
+	}
+	sa := os.Getenv("SERVICE_ACCOUNT_NAME")
+	if sa == "" {
+		return ""
+	}
+	return "system:serviceaccount:" + o.Namespace + ":" + strings.TrimSpace(sa)
+}
