@@ -2,11 +2,15 @@ package authserver
 
 import (
 	"crypto"
+	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/tenantauth/tenantauth/internal/signingkeys"
 )
 
 // Org is what the server needs of an Organization.
@@ -332,4 +336,32 @@ func (d *Directory) OrgByRef(ref string) (*Org, bool) {
 func (o *Org) Role(name string) (RoleDef, bool) {
 	r, ok := o.Roles[name]
 	return r, ok
+}
+
+// PrepareKeySet turns a parsed signing-key set into a KeySet: private keys
+// for signing, raw public keys for verification, and the JWKS rendered
+// once rather than per request.
+func PrepareKeySet(set *signingkeys.Set) (*KeySet, error) {
+	pub, err := set.PublicSet()
+	if err != nil {
+		return nil, err
+	}
+	jwks, err := json.Marshal(pub)
+	if err != nil {
+		return nil, fmt.Errorf("render jwks: %w", err)
+	}
+	ks := &KeySet{JWKS: jwks}
+	for _, e := range set.Entries {
+		var raw any
+		if err := e.Key.Raw(&raw); err != nil {
+			return nil, fmt.Errorf("key %s: %w", e.KID, err)
+		}
+		signer, ok := raw.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("key %s cannot sign", e.KID)
+		}
+		ks.Keys = append(ks.Keys, &SigningKey{KID: e.KID, Algorithm: e.Algorithm, Private: e.Key,
+			Public: signer.Public(), ActiveFrom: e.ActiveFrom, RetiresAt: e.RetiresAt})
+	}
+	return ks, nil
 }

@@ -5,8 +5,6 @@ package kube
 
 import (
 	"context"
-	"crypto"
-	"encoding/json"
 	"fmt"
 
 	"github.com/go-logr/logr"
@@ -194,33 +192,11 @@ func (s *Source) deleteSecret(obj any) {
 	}
 }
 
-// keySet prepares a signing-key Secret for use: private keys for signing,
-// raw public keys for verification and the JWKS rendered once.
+// keySet prepares a signing-key Secret for use.
 func keySet(sec *corev1.Secret) (*authserver.KeySet, error) {
 	set, err := signingkeys.Parse(sec.Data[signingkeys.DataKey])
 	if err != nil {
 		return nil, err
 	}
-	pub, err := set.PublicSet()
-	if err != nil {
-		return nil, err
-	}
-	jwks, err := json.Marshal(pub)
-	if err != nil {
-		return nil, fmt.Errorf("render jwks: %w", err)
-	}
-	ks := &authserver.KeySet{JWKS: jwks}
-	for _, e := range set.Entries {
-		var raw crypto.PrivateKey
-		if err := e.Key.Raw(&raw); err != nil {
-			return nil, fmt.Errorf("key %s: %w", e.KID, err)
-		}
-		signer, ok := raw.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("key %s cannot sign", e.KID)
-		}
-		ks.Keys = append(ks.Keys, &authserver.SigningKey{KID: e.KID, Algorithm: e.Algorithm, Private: e.Key,
-			Public: signer.Public(), ActiveFrom: e.ActiveFrom, RetiresAt: e.RetiresAt})
-	}
-	return ks, nil
+	return authserver.PrepareKeySet(set)
 }
