@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/tenantauth/tenantauth/webhook"
 )
@@ -31,7 +30,7 @@ func setupWebhooks(mgr ctrl.Manager, o OperatorOptions) error {
 	if err != nil {
 		return err
 	}
-	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	return mgr.Add(everyReplica(func(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
@@ -44,6 +43,15 @@ func setupWebhooks(mgr ctrl.Manager, o OperatorOptions) error {
 		return nil
 	}))
 }
+
+// everyReplica is a runnable that runs on every replica, not only the
+// leader: every replica serves webhooks.
+type everyReplica func(ctx context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+
+// NeedLeaderElection is false: see everyReplica.
+func (everyReplica) NeedLeaderElection() bool { return false }
 
 // operatorUsername is the flag, else the in-cluster service account's user
 // name, built from the mounted namespace and the pod's service account.
