@@ -15,11 +15,11 @@ import (
 func TestBadBodies(t *testing.T) {
 	h := newHarness(t, nil)
 	tests := []struct {
-		name    string
-		body    string
-		ctype   string
-		status  int
-		code    string
+		name   string
+		body   string
+		ctype  string
+		status int
+		code   string
 	}{
 		{"malformed json", `{"email":`, "application/json", 400, "invalid_json"},
 		{"wrong field type", `{"email": 5, "password": "x"}`, "application/json", 400, "invalid_json"},

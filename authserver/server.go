@@ -46,6 +46,9 @@ type Config struct {
 	Argon2 Argon2Params
 	// MinPasswordLength is the shortest password accepted (NIST: 8).
 	MinPasswordLength int
+	// RequestTimeout bounds each request's store calls, so an unreachable
+	// API server yields a 503 instead of a hung client.
+	RequestTimeout time.Duration
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -73,6 +76,9 @@ func (c *Config) defaults() {
 	}
 	if c.MinPasswordLength == 0 {
 		c.MinPasswordLength = 8
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now

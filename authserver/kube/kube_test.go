@@ -1,0 +1,338 @@
+package kube
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/authserver/storetest"
+	"github.com/tenantauth/tenantauth/internal/apikey"
+	"github.com/tenantauth/tenantauth/internal/identity"
+	"github.com/tenantauth/tenantauth/internal/signingkeys"
+	"github.com/tenantauth/tenantauth/internal/testenv"
+)
+
+var (
+	env    *envtest.Environment
+	cfg    *rest.Config
+	k8s    client.Client
+	scheme = runtime.NewScheme()
+	key    = []byte("kube-test-installation-key-01234")
+)
+
+func TestMain(m *testing.M) {
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = tav1.AddToScheme(scheme)
+	var err error
+	env, cfg, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func newNamespace(t testing.TB) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ks-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// startCache starts an informer cache shaped like the auth server's.
+func startCache(t testing.TB) cache.Cache {
+	t.Helper()
+	req, _ := labels.NewRequirement(tav1.LabelComponent, selection.Exists, nil)
+	c, err := cache.New(cfg, cache.Options{Scheme: scheme, ByObject: map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Label: labels.NewSelector().Add(*req)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = c.Start(ctx) }()
+	t.Cleanup(cancel)
+	return c
+}
+
+func newKubeStore(t testing.TB, ns string, c cache.Cache) *Store {
+	t.Helper()
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := NewStore(direct, direct, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := st.Watch(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestKubeStoreConformance(t *testing.T) {
+	ns := newNamespace(t)
+	storetest.Run(t, newKubeStore(t, ns, startCache(t)))
+}
+
+// tenant is a server on the Kubernetes store and source, over objects made
+// here the way the operator makes them.
+type tenant struct {
+	ns       string
+	srv      *authserver.Server
+	http     *httptest.Server
+	apiKey   string
+	apiKeyCR *tav1.APIKey
+}
+
+func newTenant(t *testing.T) *tenant {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+
+	org := &tav1.Organization{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}, Spec: tav1.OrganizationSpec{DisplayName: "Acme Inc."}}
+	g.Expect(k8s.Create(ctx, org)).To(Succeed())
+	org.Status.ID = "org_" + ns
+	g.Expect(k8s.Status().Update(ctx, org)).To(Succeed())
+	set := &signingkeys.Set{}
+	_, _, err := set.Rotate(signingkeys.Policy{Algorithm: "ES256", RotationInterval: time.Hour, AccessTokenTTL: 15 * time.Minute}, time.Now().Add(-time.Minute))
+	g.Expect(err).NotTo(HaveOccurred())
+	data, err := set.Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-signing-keys",
+		Labels: map[string]string{tav1.LabelComponent: tav1.ComponentSigningKeys, tav1.LabelOrganization: "acme"}},
+		Data: map[string][]byte{signingkeys.DataKey: data}})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &tav1.Membership{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alice"},
+		Spec: tav1.MembershipSpec{Organization: "acme", Email: "alice@acme.com", Role: "owner"}})).To(Succeed())
+
+	plain, k, err := apikey.Generate("live")
+	g.Expect(err).NotTo(HaveOccurred())
+	ak := &tav1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci"}, Spec: tav1.APIKeySpec{Organization: "acme", Scopes: []tav1.APIKeyScope{"read"}}}
+	g.Expect(k8s.Create(ctx, ak)).To(Succeed())
+	ak.Status.KeyID = k.ID
+	g.Expect(k8s.Status().Update(ctx, ak)).To(Succeed())
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tav1.APIKeyHashSecretName(k.ID),
+		Labels: map[string]string{tav1.LabelComponent: tav1.ComponentAPIKeyHash, tav1.LabelKeyID: k.ID}},
+		Data: map[string][]byte{tav1.APIKeyHashDataKey: []byte(k.Hash())}})).To(Succeed())
+
+	c := startCache(t)
+	dir := authserver.NewDirectory()
+	src := &Source{Dir: dir, Cache: c, Log: logr.Discard()}
+	sctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = src.Start(sctx) }()
+	st := newKubeStore(t, ns, c)
+	g.Eventually(dir.Synced).WithTimeout(30 * time.Second).Should(BeTrue())
+	g.Eventually(func() bool { _, ok := dir.Org("acme"); _, _, kok := dir.APIKey(k.ID); return ok && kok }).WithTimeout(10 * time.Second).Should(BeTrue())
+
+	srv := authserver.New(authserver.Config{PublicURL: "http://auth.test", Secret: key, RequestTimeout: 3 * time.Second,
+		Argon2: authserver.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}, RateLimitPerMinute: 10_000}, dir, st, key)
+	g.Expect(srv.SetPassword(ctx, identity.UserID(key, "alice@acme.com"), "correct horse battery")).To(Succeed())
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &tenant{ns: ns, srv: srv, http: hs, apiKey: plain, apiKeyCR: ak}
+}
+
+func (tn *tenant) post(t testing.TB, path string, body any, headers ...string) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", tn.http.URL+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	return send(t, req, headers...)
+}
+
+func (tn *tenant) get(t testing.TB, path string, headers ...string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", tn.http.URL+path, nil)
+	return send(t, req, headers...)
+}
+
+func send(t testing.TB, req *http.Request, headers ...string) (int, map[string]any) {
+	t.Helper()
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, m
+}
+
+// login logs alice in to this tenant's organization: other tests' tenants
+// share the cluster, so alice is a member of several.
+func (tn *tenant) login(t testing.TB) map[string]any {
+	t.Helper()
+	code, body := tn.post(t, "/auth/login", map[string]string{"email": "alice@acme.com", "password": "correct horse battery", "organization": "org_" + tn.ns})
+	if code != 200 || body["access_token"] == nil {
+		t.Fatalf("login: %d %v", code, body)
+	}
+	return body
+}
+
+func TestConcurrentRefreshOneWinner(t *testing.T) {
+	tn := newTenant(t)
+	rt := tn.login(t)["refresh_token"].(string)
+	const n = 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var winner string
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			code, body := tn.post(t, "/auth/refresh", map[string]string{"refresh_token": rt})
+			mu.Lock()
+			defer mu.Unlock()
+			codes[code]++
+			if code == 200 {
+				winner, _ = body["refresh_token"].(string)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if codes[200] != 1 || codes[401] != n-1 {
+		t.Fatalf("status counts %v: want exactly one 200 and %d 401", codes, n-1)
+	}
+	if code, _ := tn.post(t, "/auth/refresh", map[string]string{"refresh_token": winner}); code != 200 {
+		t.Fatalf("the winning pair works: %d", code)
+	}
+}
+
+func TestRevocationTakesEffectWithinTwoSeconds(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	tn := newTenant(t)
+	jwt := tn.login(t)["access_token"].(string)
+	if code, _ := tn.get(t, "/verify", "X-API-Key", tn.apiKey); code != 200 {
+		t.Fatalf("api key before revocation: %d", code)
+	}
+	ak := &tav1.APIKey{}
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(tn.apiKeyCR), ak)).To(Succeed())
+	ak.Spec.Revoked = true
+	g.Expect(k8s.Update(ctx, ak)).To(Succeed())
+	g.Eventually(func() int { c, _ := tn.get(t, "/verify", "X-API-Key", tn.apiKey); return c }).
+		WithTimeout(2 * time.Second).WithPolling(50 * time.Millisecond).Should(Equal(401))
+
+	m := &tav1.Membership{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: tn.ns, Name: "alice"}, m)).To(Succeed())
+	m.Spec.Disabled = true
+	g.Expect(k8s.Update(ctx, m)).To(Succeed())
+	g.Eventually(func() int { c, _ := tn.get(t, "/verify", "Authorization", "Bearer "+jwt); return c }).
+		WithTimeout(2 * time.Second).WithPolling(50 * time.Millisecond).Should(Equal(401))
+
+	g.Expect(k8s.Delete(ctx, &tav1.Organization{ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: "acme"}})).To(Succeed())
+	g.Eventually(func() int { c, _ := tn.get(t, "/orgs/org_"+tn.ns+"/.well-known/jwks.json"); return c }).
+		WithTimeout(2 * time.Second).WithPolling(50 * time.Millisecond).Should(Equal(404))
+}
+
+// apiServerPID finds this suite's kube-apiserver by its port.
+func apiServerPID(t *testing.T) int {
+	t.Helper()
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "--secure-port=" + u.Port()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmd), "\x00")
+		if strings.HasSuffix(args[0], "kube-apiserver") && slices.Contains(args, want) {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			return pid
+		}
+	}
+	t.Fatalf("no kube-apiserver with %s", want)
+	return 0
+}
+
+// TestAPIServerOutage makes the kube-apiserver unreachable (SIGSTOP, as a
+// partition would): verification keeps working from memory, writes answer
+// 503 within the request timeout, and nothing is lost once it is back.
+func TestAPIServerOutage(t *testing.T) {
+	g := NewWithT(t)
+	tn := newTenant(t)
+	first := tn.login(t)
+	jwt, rt := first["access_token"].(string), first["refresh_token"].(string)
+
+	pid := apiServerPID(t)
+	g.Expect(syscall.Kill(pid, syscall.SIGSTOP)).To(Succeed())
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+
+	for _, h := range [][]string{{"Authorization", "Bearer " + jwt}, {"X-API-Key", tn.apiKey}} {
+		if code, body := tn.get(t, "/verify", h...); code != 200 {
+			t.Fatalf("verify with %s while the API server is down: %d %v", h[0], code, body)
+		}
+	}
+	code, body := tn.post(t, "/auth/login", map[string]string{"email": "alice@acme.com", "password": "correct horse battery", "organization": "org_" + tn.ns})
+	if code != 503 {
+		t.Fatalf("login (a store write) while down: %d %v", code, body)
+	}
+	if e, _ := body["error"].(map[string]any); e["code"] != "store_unavailable" {
+		t.Fatalf("error shape: %v", body)
+	}
+
+	g.Expect(syscall.Kill(pid, syscall.SIGCONT)).To(Succeed())
+	resumed = true
+	g.Eventually(func() int {
+		c, _ := tn.post(t, "/auth/login", map[string]string{"email": "alice@acme.com", "password": "correct horse battery", "organization": "org_" + tn.ns})
+		return c
+	}).WithTimeout(60 * time.Second).WithPolling(500 * time.Millisecond).Should(Equal(200))
+	if code, body := tn.post(t, "/auth/refresh", map[string]string{"refresh_token": rt}); code != 200 {
+		t.Fatalf("a session made before the outage refreshes after it: %d %v", code, body)
+	}
+}
