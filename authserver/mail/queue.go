@@ -1,0 +1,245 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// Errors of Queue.Send.
+var (
+	// ErrQueueFull means the queue already holds its maximum of undelivered
+	// messages; the message was not accepted.
+	ErrQueueFull = errors.New("mail queue is full")
+	// ErrClosed means the queue was closed.
+	ErrClosed = errors.New("mail queue is closed")
+)
+
+// QueueOptions tune a Queue. Zero values take the defaults.
+type QueueOptions struct {
+	// Size is how many messages may wait for delivery at once (1000).
+	Size int
+	// Concurrency is how many deliveries run at once (4), so a burst does
+	// not open hundreds of connections to the mail server.
+	Concurrency int
+	// MaxAttempts is how often a message is tried before it is given up
+	// (10).
+	MaxAttempts int
+	// BaseDelay is the wait before the first retry (2s); each retry waits
+	// twice as long as the one before, up to MaxDelay (2m), with jitter.
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+	// SendTimeout bounds one delivery attempt (30s).
+	SendTimeout time.Duration
+	// Log receives delivery failures, without message bodies.
+	Log logr.Logger
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+func (o *QueueOptions) defaults() {
+	if o.Size <= 0 {
+		o.Size = 1000
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	if o.BaseDelay <= 0 {
+		o.BaseDelay = 2 * time.Second
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 2 * time.Minute
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 30 * time.Second
+	}
+	if o.Log.GetSink() == nil {
+		o.Log = logr.Discard()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Queue delivers messages in the background through another Mailer. Send
+// only accepts a message, so a slow or unreachable mail server never slows
+// the caller; failed deliveries are retried with exponential backoff until
+// they succeed, fail permanently, run out of attempts or pass the
+// message's Expires.
+type Queue struct {
+	backend Mailer
+	opts    QueueOptions
+	slots   chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	mu      sync.Mutex
+	pending int
+	idle    chan struct{} // closed when pending drops to zero
+	closed  bool
+	stats   QueueStats
+}
+
+// QueueStats count what happened to accepted messages.
+type QueueStats struct {
+	Accepted, Delivered, Retried, Failed, Rejected int
+}
+
+var _ Mailer = (*Queue)(nil)
+
+// NewQueue returns a queue delivering through backend.
+func NewQueue(backend Mailer, opts QueueOptions) *Queue {
+	opts.defaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	idle := make(chan struct{})
+	close(idle)
+	return &Queue{backend: backend, opts: opts, slots: make(chan struct{}, opts.Concurrency),
+		ctx: ctx, cancel: cancel, idle: idle}
+}
+
+// Send accepts m for delivery and returns at once. It fails only when the
+// queue is full or closed; delivery errors are logged, never returned.
+func (q *Queue) Send(_ context.Context, m Message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	if q.pending >= q.opts.Size {
+		q.stats.Rejected++
+		return ErrQueueFull
+	}
+	if q.pending == 0 {
+		q.idle = make(chan struct{})
+	}
+	q.pending++
+	q.stats.Accepted++
+	go q.deliver(m)
+	return nil
+}
+
+// Stats returns the counts so far.
+func (q *Queue) Stats() QueueStats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.stats
+}
+
+// Flush waits until every accepted message is delivered or given up, or
+// ctx ends.
+func (q *Queue) Flush(ctx context.Context) error {
+	q.mu.Lock()
+	idle := q.idle
+	q.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting messages and waits, until ctx ends, for the ones
+// accepted to be delivered; then it abandons the rest (they are logged).
+func (q *Queue) Close(ctx context.Context) error {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	err := q.Flush(ctx)
+	q.cancel()
+	if err != nil {
+		// The abandoned deliveries see the cancelled context and end soon.
+		wait, done := context.WithTimeout(context.Background(), q.opts.SendTimeout)
+		defer done()
+		_ = q.Flush(wait)
+	}
+	return err
+}
+
+func (q *Queue) finish(outcome func(*QueueStats)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	outcome(&q.stats)
+	q.pending--
+	if q.pending == 0 {
+		close(q.idle)
+	}
+}
+
+// deliver tries m until it is sent or given up.
+func (q *Queue) deliver(m Message) {
+	log := q.opts.Log.WithValues("to", MaskAddress(m.To), "subject", m.Subject)
+	for attempt := 1; ; attempt++ {
+		if !m.Expires.IsZero() && !q.opts.Now().Before(m.Expires) {
+			log.Info("mail given up: its link expired before it could be delivered", "attempts", attempt-1)
+			q.finish(func(s *QueueStats) { s.Failed++ })
+			return
+		}
+		err := q.attempt(m)
+		if err == nil {
+			q.finish(func(s *QueueStats) { s.Delivered++ })
+			return
+		}
+		if IsPermanent(err) || attempt >= q.opts.MaxAttempts || q.ctx.Err() != nil {
+			log.Error(redact(err, m.To), "mail not delivered", "attempts", attempt, "permanent", IsPermanent(err))
+			q.finish(func(s *QueueStats) { s.Failed++ })
+			return
+		}
+		wait := q.backoff(attempt)
+		log.Info("mail delivery failed; will retry", "attempt", attempt, "retryIn", wait.String(), "error", redact(err, m.To).Error())
+		q.mu.Lock()
+		q.stats.Retried++
+		q.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-q.ctx.Done():
+			t.Stop()
+			log.Error(q.ctx.Err(), "mail not delivered: the queue closed", "attempts", attempt)
+			q.finish(func(s *QueueStats) { s.Failed++ })
+			return
+		}
+	}
+}
+
+// attempt makes one delivery inside a concurrency slot.
+func (q *Queue) attempt(m Message) error {
+	select {
+	case q.slots <- struct{}{}:
+	case <-q.ctx.Done():
+		return q.ctx.Err()
+	}
+	defer func() { <-q.slots }()
+	ctx, cancel := context.WithTimeout(q.ctx, q.opts.SendTimeout)
+	defer cancel()
+	return q.backend.Send(ctx, m)
+}
+
+// backoff is BaseDelay·2^(attempt-1), capped at MaxDelay, ±20% jitter so
+// retries after an outage do not arrive together.
+func (q *Queue) backoff(attempt int) time.Duration {
+	d := q.opts.BaseDelay
+	for i := 1; i < attempt && d < q.opts.MaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, q.opts.MaxDelay)
+	jitter := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(d) * jitter)
+}
+
+// redact masks the recipient in a delivery error (SMTP errors list the
+// affected recipients).
+func redact(err error, to string) error {
+	if to == "" {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), to, MaskAddress(to)))
+}
