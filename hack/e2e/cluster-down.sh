@@ -107,7 +107,8 @@ fi
 
 # 8. Links, routes, sysctls, CNI leftovers, cgroups.
 ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
-for cidr in "$SERVICE_CIDR" "$POD_CIDR"; do ip route del blackhole "$cidr" 2>/dev/null || true; done
+ip route del blackhole "$POD_CIDR" 2>/dev/null || true
+ip route del "$SERVICE_CIDR" 2>/dev/null || true
 if [ -f "$E2E_STATE/baseline/ip_forward" ]; then
   sysctl -qw net.ipv4.ip_forward="$(cat "$E2E_STATE/baseline/ip_forward")"
 fi
@@ -137,7 +138,7 @@ if [ -f "$E2E_STATE/baseline/links" ]; then
     [ -z "$extra" ] || { log "left: $t rules:"; echo "$extra" >&2; left=1; }
   done
 fi
-if ip route show | grep -qE "blackhole ($SERVICE_CIDR|$POD_CIDR)"; then log "left: blackhole routes"; left=1; fi
+if ip route show | grep -qE "($SERVICE_CIDR|$POD_CIDR)"; then log "left: routes to the cluster networks"; left=1; fi
 for d in "$E2E_STATE/kubelet" "$E2E_STATE/etcd"; do
   [ -d "$d" ] && rm -rf "$d"
 done

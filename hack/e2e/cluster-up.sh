@@ -4,9 +4,11 @@
 # and Debian's containerd, runc and CNI plugins. Prints the admin kubeconfig.
 # hack/e2e/cluster-down.sh removes every trace of it again.
 #
-# Network safety: the service and pod CIDRs get blackhole routes, pods get a
+# Network safety: the pod CIDR gets a blackhole route and the service CIDR
+# is routed onto the pod bridge, so neither can leave; pods get a
 # resolv.conf that points at their own loopback, and a guard chain drops any
-# pod packet that would leave through an interface other than the bridge.
+# pod packet that would leave through an interface other than the bridge and
+# rejects any packet still addressed to a service IP after kube-proxy's DNAT.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pki.sh"
@@ -44,10 +46,16 @@ for c in controller-manager scheduler kube-proxy kubelet; do kubeconfig "$E2E_ST
 
 log "network guards"
 sysctl -qw net.ipv4.ip_forward=1
-for cidr in "$SERVICE_CIDR" "$POD_CIDR"; do ip route replace blackhole "$cidr"; done
+ip route replace blackhole "$POD_CIDR"
+ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+ip link set "$BRIDGE" up
+ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
 iptables -N "$GUARD_CHAIN" 2>/dev/null || iptables -F "$GUARD_CHAIN"
 iptables -A "$GUARD_CHAIN" -s "$POD_CIDR" ! -o "$BRIDGE" -j DROP
-iptables -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || iptables -I FORWARD 1 -j "$GUARD_CHAIN"
+iptables -A "$GUARD_CHAIN" -d "$SERVICE_CIDR" -j REJECT
+for chain in FORWARD OUTPUT; do
+  iptables -C "$chain" -j "$GUARD_CHAIN" 2>/dev/null || iptables -I "$chain" 1 -j "$GUARD_CHAIN"
+done
 echo "nameserver 127.0.0.1" >"$E2E_STATE/config/resolv.conf"
 
 cat >"$E2E_STATE/cni/net.d/10-tenantauth-e2e.conflist" <<CNI
@@ -186,6 +194,9 @@ authentication:
 authorization:
   mode: Webhook
 resolvConf: $E2E_STATE/config/resolv.conf
+# No CoreDNS: pods resolve against their own loopback, so no lookup leaves.
+clusterDNS: ["127.0.0.1"]
+clusterDomain: cluster.local
 podLogsDir: $E2E_STATE/pod-logs
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

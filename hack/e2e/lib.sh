@@ -10,8 +10,14 @@ NODE_NAME=${NODE_NAME:-tenantauth-e2e}
 # The operator image the e2e builds, imports and installs.
 TENANTAUTH_IMAGE=${TENANTAUTH_IMAGE:-localhost/tenantauth:e2e}
 
-# Cluster networks. Both get a blackhole route, so a packet to an address no
-# Service or pod owns dies here instead of leaving the machine.
+# Cluster networks. Neither may ever be routed off the machine: the pod CIDR
+# gets a blackhole route (the bridge's /24 is more specific) and the service
+# CIDR is routed onto the pod bridge, made before any pod exists. A
+# blackhole would do for pods' traffic, which kube-proxy DNATs before
+# routing, but the host's own connections (the apiserver calling a webhook
+# Service) are routed before the OUTPUT DNAT, and connect() to a blackholed
+# address fails at once. (This kernel has no dummy interfaces.) The guard
+# chain rejects whatever is still addressed to a service IP after DNAT.
 SERVICE_CIDR=${SERVICE_CIDR:-10.97.0.0/16}
 KUBERNETES_SVC_IP=${KUBERNETES_SVC_IP:-10.97.0.1}
 POD_CIDR=${POD_CIDR:-10.245.0.0/16}

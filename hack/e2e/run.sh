@@ -62,7 +62,7 @@ set +e
   KUBECONFIG=$KUBECONFIG_ADMIN \
   E2E_KUBECTL=$K8S_BIN/kubectl \
   E2E_HELM=$HELM \
-  E2E_CHART=$root/charts/tenantauth \
+  E2E_CHART=${E2E_CHART:-$root/charts/tenantauth} \
   E2E_SAMPLES=$samples \
   E2E_IMAGE_REPOSITORY=${TENANTAUTH_IMAGE%:*} \
   E2E_IMAGE_TAG=${TENANTAUTH_IMAGE##*:} \
