@@ -61,7 +61,7 @@ func extractCredential(r *http.Request, sessionCookie string) (credential, bool)
 		return credential{value: v, isAPIKey: true}, true
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		return credential{value: c.Value, cookie: true, isAPIKey: apikey.Looks(c.Value)}, true
+		return credential{value: c.Value, cookie: true}, true
 	}
 	return credential{}, false
 }
