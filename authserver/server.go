@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
 // Config holds the deployment-level settings of DESIGN.md section 3.
@@ -97,6 +99,11 @@ type Server struct {
 	csrfKey   []byte
 	handler   http.Handler
 	userIDKey []byte
+	// mailer sends account mails (through a queue); members creates
+	// Memberships at signup; flows is the account flows' runtime state.
+	mailer  mail.Mailer
+	members MembershipWriter
+	flows   flowState
 }
 
 // Option adjusts a Server.
@@ -107,6 +114,15 @@ func WithLogger(l logr.Logger) Option { return func(s *Server) { s.log = l } }
 
 // WithMetrics sets the metrics the server records into.
 func WithMetrics(m *Metrics) Option { return func(s *Server) { s.metrics = m } }
+
+// WithMailer sets the Mailer of magic-link, verification and reset mails.
+// A Mailer that is not a *mail.Queue is wrapped in one, so requests never
+// wait on the mail server.
+func WithMailer(m mail.Mailer) Option { return func(s *Server) { s.mailer = m } }
+
+// WithMembershipWriter sets what creates Memberships when a signup is
+// verified.
+func WithMembershipWriter(w MembershipWriter) Option { return func(s *Server) { s.members = w } }
 
 // New builds a server. userIDKey is the installation key user IDs are
 // derived with (see package identity).
@@ -165,6 +181,16 @@ func (s *Server) routes() http.Handler {
 	handle("POST /auth/logout", s.authenticated(s.handleLogout))
 	handle("GET /auth/me", s.authenticated(s.handleMe))
 	handle("POST /users/exchange-session", s.public(s.handleExchangeSession))
+	handle("POST /users/send-magic-link", s.public(s.limited(s.handleSendMagicLink)))
+	handle("POST /users/authenticate-magic-link", s.public(s.handleAuthenticateMagicLink))
+	handle("POST /auth/register", s.public(s.limited(s.handleRegister)))
+	handle("POST /auth/verify-email", s.public(s.handleVerifyEmail))
+	handle("POST /auth/forgot-password", s.public(s.limited(s.handleForgotPassword)))
+	handle("POST /auth/reset-password", s.public(s.handleResetPassword))
+	handle("POST /auth/2fa/setup", s.public(s.handleTOTPSetup))
+	handle("POST /auth/2fa/enable", s.public(s.handleTOTPEnable))
+	handle("POST /auth/2fa/disable", s.authenticated(s.handleTOTPDisable))
+	handle("POST /auth/2fa/verify", s.public(s.limited(s.handleTOTPVerify)))
 	handle("/verify", http.HandlerFunc(s.handleVerify))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errf(http.StatusNotFound, "not_found", "no such endpoint"))

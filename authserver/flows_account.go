@@ -1,0 +1,224 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Signup with a verified email, and password reset.
+
+type registerRequest struct {
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	Organization string `json:"organization"`
+}
+
+// handleRegister is POST /auth/register. A weak password is refused (400
+// weak_password), which says nothing about the email; otherwise the answer
+// is 202 whether or not a verification mail follows. One follows when the
+// organization's self-signup admits the email's domain and the email is
+// not already in the organization.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
+	var req registerRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	email, err := readEmail(req.Email, "email")
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Organization) == "" {
+		return errf(http.StatusBadRequest, "invalid_organization", "organization is required (an organization ID or slug)")
+	}
+	if err := s.checkPassword(req.Password, email); err != nil {
+		return err
+	}
+	password, orgSel := req.Password, req.Organization
+	s.goFlow(purposeVerifyEmail, func(ctx context.Context) error {
+		return s.sendVerification(ctx, email, password, orgSel)
+	})
+	writeAccepted(w)
+	return nil
+}
+
+// sendVerification records the signup, with the password's hash, in a
+// verify-email token and mails its link, when the organization admits it.
+func (s *Server) sendVerification(ctx context.Context, email, password, orgSel string) error {
+	org, ok := s.dir.Org(orgSel)
+	if !ok || !signupAllowed(org, email) {
+		return nil
+	}
+	if _, exists := s.dir.memberAnyState(email, org.Ref); exists {
+		return nil // registering an existing member changes nothing
+	}
+	hash, err := HashPassword(password, s.cfg.Argon2)
+	if err != nil {
+		return err
+	}
+	u := s.userFor(email)
+	token, expires, err := s.issueOneTime(ctx, prefixVerifyEmail, verifyEmailTTL,
+		&oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: u.ID, OrgRef: org.Ref, PasswordHash: hash})
+	if err != nil {
+		return err
+	}
+	return s.deliver(ctx, verifyEmailMail(s, email, token, org, expires))
+}
+
+// handleVerifyEmail is POST /auth/verify-email: it creates the Membership
+// (a real object through the MembershipWriter), sets the password chosen
+// at signup, puts the member into the directory at once, so the session
+// does not wait for the informer, and answers with a session (or the
+// intermediate response when the organization requires MFA).
+func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error {
+	var req tokenRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if s.members == nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "signup_unavailable",
+			Message: "this server cannot create memberships; ask an administrator"}
+	}
+	var org *Org
+	var signupRef string
+	rec, ot, err := s.consumeOneTime(ctx, prefixVerifyEmail, purposeVerifyEmail, req.Token, func(ot *oneTime) error {
+		var ok bool
+		if org, ok = s.dir.OrgByRef(ot.OrgRef); !ok {
+			return errOrgNotFound
+		}
+		if !signupAllowed(org, ot.Email) {
+			return errf(http.StatusForbidden, "signup_closed", "the organization no longer accepts signups from this email domain")
+		}
+		signupRef = orgNamespace(org.Ref) + "/" + SignupMembershipName(orgName(org.Ref), ot.Email)
+		// A retry after a failure half-way finds its own Membership: go on.
+		if m, exists := s.dir.memberAnyState(ot.Email, org.Ref); exists && m.Ref != signupRef {
+			if m.Disabled {
+				return errf(http.StatusForbidden, "membership_disabled", "your membership of this organization is disabled")
+			}
+			return errf(http.StatusConflict, "already_member", "you are already a member of this organization; sign in instead")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.finishSignup(ctx, w, ot, org, signupRef); err != nil {
+		if isRetryable(err) {
+			s.unspend(ctx, rec, ot)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *oneTime, org *Org, ref string) error {
+	role := org.DefaultRole
+	if role == "" {
+		role = "member"
+	}
+	if err := s.members.CreateMembership(ctx, org.Ref, ot.Email, role); err != nil {
+		if errors.Is(err, ErrMembershipRefused) {
+			s.log.Info("signup refused by the cluster", "organization", org.Slug, "reason", err.Error())
+			return errf(http.StatusConflict, "signup_refused", "the organization refused the membership; ask an administrator")
+		}
+		return fmt.Errorf("create membership in %s: %w", org.Slug, err)
+	}
+	member, ok := s.dir.memberAnyState(ot.Email, org.Ref)
+	if !ok {
+		member = &Member{Ref: ref, OrgRef: org.Ref, Email: ot.Email, Role: role}
+		s.dir.PutMember(member)
+	}
+	if err := s.UpdateCredentials(ctx, ot.UserID, func(c *Credentials) error {
+		c.PasswordHash = ot.PasswordHash
+		return nil
+	}); err != nil {
+		return err
+	}
+	return s.completeLogin(ctx, w, user{ID: ot.UserID, Email: ot.Email}, []string{"email"}, Membership{Member: member, Org: org}, nil)
+}
+
+func orgNamespace(ref string) string { ns, _, _ := strings.Cut(ref, "/"); return ns }
+func orgName(ref string) string      { _, name, _ := strings.Cut(ref, "/"); return name }
+
+// handleForgotPassword is POST /auth/forgot-password: always 202, and a
+// reset mail when the email belongs to a member of any organization.
+func (s *Server) handleForgotPassword(w http.ResponseWriter, r *http.Request) error {
+	var req emailRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	email, err := readEmail(req.Email, "email")
+	if err != nil {
+		return err
+	}
+	s.goFlow(purposeReset, func(ctx context.Context) error {
+		if len(s.dir.Memberships(email)) == 0 {
+			return nil
+		}
+		u := s.userFor(email)
+		token, expires, err := s.issueOneTime(ctx, prefixReset, resetTTL, &oneTime{Purpose: purposeReset, Email: email, UserID: u.ID})
+		if err != nil {
+			return err
+		}
+		return s.deliver(ctx, resetMail(s, email, token, expires))
+	})
+	writeAccepted(w)
+	return nil
+}
+
+type resetRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+// handleResetPassword is POST /auth/reset-password: it sets the password
+// and ends every session of the user, and every link or intermediate
+// session issued before. A weak password leaves the token unspent. It is
+// also how a member made with kubectl sets a first password.
+func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) error {
+	var req resetRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	var hash string
+	rec, ot, err := s.consumeOneTime(ctx, prefixReset, purposeReset, req.Token, func(ot *oneTime) error {
+		if err := s.checkPassword(req.Password, ot.Email); err != nil {
+			return err
+		}
+		var err error
+		hash, err = HashPassword(req.Password, s.cfg.Argon2)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.applyReset(ctx, ot.UserID, hash); err != nil {
+		// The client may retry with the same token: the reset is whole
+		// only once every session is gone.
+		if isRetryable(err) {
+			s.unspend(ctx, rec, ot)
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// applyReset sets the password hash, then revokes the user's sessions and
+// outstanding tokens. Each step may be repeated.
+func (s *Server) applyReset(ctx context.Context, userID, hash string) error {
+	if err := s.UpdateCredentials(ctx, userID, func(c *Credentials) error {
+		c.PasswordHash = hash
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := s.RevokeUserSessions(ctx, userID, "password_reset"); err != nil {
+		return err
+	}
+	return s.revokeUserTokens(ctx, userID)
+}

@@ -1,0 +1,127 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// Magic links, in Holos's three steps: send-magic-link mails a single-use
+// link; authenticate-magic-link turns its token into an intermediate
+// session listing the user's organizations (or, for a link asked for one
+// organization, straight into a session there); exchange-session picks the
+// organization.
+
+type sendMagicLinkRequest struct {
+	EmailAddress string `json:"email_address"`
+	Organization string `json:"organization"`
+}
+
+// handleSendMagicLink is POST /users/send-magic-link. It answers 202 to
+// every well-formed request; only members of an organization that allows
+// magic links (the named one, when organization is given) get a mail.
+func (s *Server) handleSendMagicLink(w http.ResponseWriter, r *http.Request) error {
+	var req sendMagicLinkRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	email, err := readEmail(req.EmailAddress, "email_address")
+	if err != nil {
+		return err
+	}
+	s.goFlow(purposeMagicLink, func(ctx context.Context) error {
+		return s.sendMagicLink(ctx, email, req.Organization)
+	})
+	writeAccepted(w)
+	return nil
+}
+
+// sendMagicLink records a token and mails the link, when email may use one.
+func (s *Server) sendMagicLink(ctx context.Context, email, orgSel string) error {
+	var target *Org
+	if orgSel != "" {
+		o, ok := s.dir.Org(orgSel)
+		if !ok || !o.MagicLink {
+			return nil
+		}
+		if _, ok := s.dir.MemberOf(email, o.Ref); !ok {
+			return nil
+		}
+		target = o
+	} else if !s.hasMagicLinkOrg(email) {
+		return nil
+	}
+	u := s.userFor(email)
+	ot := &oneTime{Purpose: purposeMagicLink, Email: email, UserID: u.ID}
+	if target != nil {
+		ot.OrgRef = target.Ref
+	}
+	token, expires, err := s.issueOneTime(ctx, prefixMagicLink, magicLinkTTL, ot)
+	if err != nil {
+		return err
+	}
+	return s.deliver(ctx, magicLinkMail(s, email, token, target, expires))
+}
+
+func (s *Server) hasMagicLinkOrg(email string) bool {
+	for _, m := range s.dir.Memberships(email) {
+		if m.Org.MagicLink {
+			return true
+		}
+	}
+	return false
+}
+
+type tokenRequest struct {
+	Token string `json:"token"`
+}
+
+// handleAuthenticateMagicLink is POST /users/authenticate-magic-link. The
+// token is spent whatever follows. A link asked for one organization
+// leads into it (a session, or the intermediate response when MFA is
+// owed); any other link gives the intermediate response listing the
+// user's organizations, for exchange-session.
+func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Request) error {
+	var req tokenRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	rec, ot, err := s.consumeOneTime(ctx, prefixMagicLink, purposeMagicLink, req.Token, nil)
+	if err != nil {
+		return err
+	}
+	u := user{ID: ot.UserID, Email: ot.Email}
+	amr := []string{"email"}
+	if ot.OrgRef != "" {
+		if o, ok := s.dir.OrgByRef(ot.OrgRef); ok && o.MagicLink {
+			if m, ok := s.dir.MemberOf(ot.Email, o.Ref); ok {
+				err := s.completeLogin(ctx, w, u, amr, Membership{Member: m, Org: o}, nil)
+				if err != nil && isRetryable(err) {
+					s.unspend(ctx, rec, ot)
+				}
+				return err
+			}
+		}
+		// The membership went away since the mail: fall back to the list.
+	}
+	if !s.hasMagicLinkOrg(ot.Email) {
+		return errf(http.StatusForbidden, "not_a_member", "you are no longer a member of an organization that allows sign-in by email")
+	}
+	resp, err := s.startIntermediate(ctx, u, amr, nil, false)
+	if err != nil {
+		if isRetryable(err) {
+			s.unspend(ctx, rec, ot)
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// isRetryable reports whether err is a fault of ours or of the store (a
+// 503), after which the client may try the same token again.
+func isRetryable(err error) bool {
+	var e *Error
+	return !errors.As(err, &e) || e.Status == http.StatusServiceUnavailable
+}

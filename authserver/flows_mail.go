@@ -1,0 +1,78 @@
+package authserver
+
+import (
+	htmltemplate "html/template"
+	"net/url"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/mail"
+)
+
+// mailContent is what the account mail templates fill in.
+type mailContent struct {
+	Intro   string // what the link does, one sentence
+	Action  string // the button text
+	Link    string
+	Expires string // "15 minutes"
+	Outro   string // what to do if the mail was not expected
+}
+
+var mailText = texttemplate.Must(texttemplate.New("text").Parse(`Hello,
+
+{{.Intro}}
+
+{{.Link}}
+
+The link works once and expires in {{.Expires}}.
+{{.Outro}}
+`))
+
+var mailHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!DOCTYPE html>
+<html><body style="font-family: sans-serif; line-height: 1.5">
+<p>Hello,</p>
+<p>{{.Intro}}</p>
+<p><a href="{{.Link}}" style="display: inline-block; padding: 10px 18px; background: #1a56db; color: #ffffff; text-decoration: none; border-radius: 4px">{{.Action}}</a></p>
+<p style="color: #555555; font-size: 13px">Or paste this address into your browser: {{.Link}}</p>
+<p style="color: #555555; font-size: 13px">The link works once and expires in {{.Expires}}. {{.Outro}}</p>
+</body></html>
+`))
+
+// link builds a link to path on the server's public URL, under its path
+// prefix, carrying the token as a query parameter.
+func (s *Server) link(path, token string) string {
+	return s.cfg.PublicURL + s.cfg.PathPrefix + path + "?token=" + url.QueryEscape(token)
+}
+
+// buildMail renders a message; templates cannot fail on these values.
+func buildMail(to, subject string, c mailContent, expires time.Time) mail.Message {
+	var text, html strings.Builder
+	_ = mailText.Execute(&text, c)
+	_ = mailHTML.Execute(&html, c)
+	return mail.Message{To: to, Subject: subject, Text: text.String(), HTML: html.String(), Expires: expires}
+}
+
+func magicLinkMail(s *Server, to, token string, org *Org, expires time.Time) mail.Message {
+	subject, intro := "Your sign-in link", "Use this link to sign in:"
+	if org != nil {
+		subject, intro = "Your sign-in link for "+org.Name, "Use this link to sign in to "+org.Name+":"
+	}
+	return buildMail(to, subject, mailContent{Intro: intro, Action: "Sign in",
+		Link: s.link("/users/authenticate-magic-link", token), Expires: "15 minutes",
+		Outro: "If you did not ask to sign in, ignore this mail."}, expires)
+}
+
+func verifyEmailMail(s *Server, to, token string, org *Org, expires time.Time) mail.Message {
+	return buildMail(to, "Confirm your email to join "+org.Name, mailContent{
+		Intro: "Confirm your email address to finish joining " + org.Name + ":", Action: "Confirm email",
+		Link: s.link("/auth/verify-email", token), Expires: "24 hours",
+		Outro: "If you did not sign up, ignore this mail: no account is made without it."}, expires)
+}
+
+func resetMail(s *Server, to, token string, expires time.Time) mail.Message {
+	return buildMail(to, "Reset your password", mailContent{
+		Intro: "Use this link to choose a new password. Choosing one signs you out everywhere.", Action: "Choose a new password",
+		Link: s.link("/auth/reset-password", token), Expires: "1 hour",
+		Outro: "If you did not ask for this, ignore this mail: your password stays as it is."}, expires)
+}

@@ -1,0 +1,303 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// TOTP two-factor authentication: setup, enable, disable and verify.
+
+type totpRequest struct {
+	IntermediateSessionToken string `json:"intermediate_session_token"`
+	Code                     string `json:"code"`
+	RecoveryCode             string `json:"recovery_code"`
+	Organization             string `json:"organization"`
+}
+
+// totpActor is who sets up TOTP: a signed-in user, or a user half-way
+// through signing in to an organization that requires MFA, who has no
+// TOTP yet and so gets no session until they turn it on.
+type totpActor struct {
+	u       user
+	pending *pending   // set on the intermediate path
+	m       Membership // the organization requiring MFA, on that path
+}
+
+// totpActorFor authenticates setup and enable: the intermediate session
+// token in the body when there is one, else the request's session (Bearer,
+// or cookie with CSRF token).
+func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, error) {
+	ctx := r.Context()
+	if req.IntermediateSessionToken == "" {
+		p, err := s.authenticate(r)
+		if err != nil {
+			return nil, err
+		}
+		if p.ViaCookie && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
+			return nil, errCSRF
+		}
+		if p.Kind != kindUser {
+			return nil, errf(http.StatusForbidden, "user_session_required", "only a user session can change two-factor authentication")
+		}
+		return &totpActor{u: user{ID: p.UserID, Email: p.Email}}, nil
+	}
+	rec, in, err := s.loadIntermediate(ctx, req.IntermediateSessionToken)
+	if err != nil {
+		return nil, err
+	}
+	notAllowed := errf(http.StatusForbidden, "mfa_setup_not_allowed",
+		"before a session exists, two-factor authentication can be set up only for an organization that requires it")
+	org, ok := s.dir.OrgByRef(in.OrgRef)
+	if in.OrgRef == "" || !ok || !org.MFARequired {
+		return nil, notAllowed
+	}
+	m, ok := s.dir.MemberOf(in.Email, org.Ref)
+	if !ok {
+		return nil, errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+	}
+	if s.totpEnabled(ctx, in.UserID) {
+		return nil, errf(http.StatusForbidden, "mfa_verify_required", "two-factor authentication is already on: verify a code with /auth/2fa/verify")
+	}
+	return &totpActor{u: user{ID: in.UserID, Email: in.Email},
+		pending: &pending{rec: rec, in: in, token: req.IntermediateSessionToken}, m: Membership{Member: m, Org: org}}, nil
+}
+
+// handleTOTPSetup is POST /auth/2fa/setup: a new secret, not yet on, with
+// its otpauth URL and QR code. Setting up again replaces a secret that was
+// never turned on.
+func (s *Server) handleTOTPSetup(w http.ResponseWriter, r *http.Request) error {
+	var req totpRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	a, err := s.totpActorFor(r, &req)
+	if err != nil {
+		return err
+	}
+	key, err := s.newTOTPKey(a.u.Email)
+	if err != nil {
+		return err
+	}
+	qr, err := qrDataURL(key)
+	if err != nil {
+		return err
+	}
+	if err := s.UpdateCredentials(r.Context(), a.u.ID, func(c *Credentials) error {
+		if c.TOTPEnabled {
+			return errTOTPOn
+		}
+		c.TOTPSecret, c.RecoveryHashes = key.Secret(), nil
+		return nil
+	}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"secret": key.Secret(), "otpauth_url": key.URL(), "qr_code": qr})
+	return nil
+}
+
+// handleTOTPEnable is POST /auth/2fa/enable: a code from the new secret
+// turns TOTP on and yields the recovery codes. On the intermediate path it
+// also finishes the sign-in: the answer carries the session response's
+// fields too, with amr gaining otp.
+func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error {
+	var req totpRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Code == "" {
+		return errCodeRequired
+	}
+	a, err := s.totpActorFor(r, &req)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	codes, hashes := newRecoveryCodes()
+	err = s.UpdateCredentials(ctx, a.u.ID, func(c *Credentials) error {
+		switch {
+		case c.TOTPEnabled:
+			return errTOTPOn
+		case c.TOTPSecret == "":
+			return errf(http.StatusBadRequest, "totp_not_set_up", "call /auth/2fa/setup first")
+		}
+		c.TOTPEnabled = true
+		if err := checkSecondFactor(c, req.Code, "", s.cfg.Now()); err != nil {
+			return err
+		}
+		c.RecoveryHashes = hashes
+		return nil
+	})
+	var wrong *secondFactorError
+	if errors.As(err, &wrong) {
+		if a.pending != nil {
+			return s.mfaFailure(ctx, a.pending, wrong)
+		}
+		return wrong.answer(http.StatusBadRequest, "")
+	}
+	if err != nil {
+		return err
+	}
+	if a.pending == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+		return nil
+	}
+	c := &capture{w: w, status: http.StatusOK}
+	amr := withAMR(a.pending.in.AMR, "otp")
+	if err := s.completeLogin(ctx, c, a.u, amr, a.m, a.pending); err != nil {
+		return err
+	}
+	c.writeWith(map[string]any{"recovery_codes": codes})
+	return nil
+}
+
+// handleTOTPDisable is POST /auth/2fa/disable: a current code (or a
+// recovery code) turns TOTP off. Every attempt counts toward the user's
+// rate limit, so a stolen session cannot guess codes.
+func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	var req totpRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if p.Kind != kindUser {
+		return errf(http.StatusForbidden, "user_session_required", "only a user session can change two-factor authentication")
+	}
+	if req.Code == "" && req.RecoveryCode == "" {
+		return errCodeRequired
+	}
+	if p.Org.MFARequired {
+		return errf(http.StatusForbidden, "mfa_required_by_organization", "this organization requires two-factor authentication")
+	}
+	if wait, ok := s.limiter.allow(r.Pattern + "|email|" + p.Email); !ok {
+		return tooMany(wait)
+	}
+	err := s.UpdateCredentials(r.Context(), p.UserID, func(c *Credentials) error {
+		if err := checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now()); err != nil {
+			return err
+		}
+		c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep, c.RecoveryHashes = "", false, 0, nil
+		return nil
+	})
+	var wrong *secondFactorError
+	if errors.As(err, &wrong) {
+		return wrong.answer(http.StatusBadRequest, "")
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// handleTOTPVerify is POST /auth/2fa/verify: the second factor of a
+// sign-in. With an organization (named, or chosen before) it answers a
+// session; without, the intermediate response with the factor recorded.
+func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error {
+	var req totpRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	rec, in, err := s.loadIntermediate(ctx, req.IntermediateSessionToken)
+	if err != nil {
+		return err
+	}
+	emailKey := r.Pattern + "|email|" + in.Email
+	if wait, ok := s.limiter.allow(emailKey); !ok {
+		return tooMany(wait)
+	}
+	if req.Code == "" && req.RecoveryCode == "" {
+		return errCodeRequired
+	}
+	u := user{ID: in.UserID, Email: in.Email}
+	err = s.UpdateCredentials(ctx, u.ID, func(c *Credentials) error {
+		return checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now())
+	})
+	var wrong *secondFactorError
+	if errors.As(err, &wrong) {
+		s.limiter.allow(emailKey) // a wrong code costs twice
+		return s.mfaFailure(ctx, &pending{rec: rec, in: in}, wrong)
+	}
+	if err != nil {
+		return err
+	}
+	amr := withAMR(in.AMR, "otp")
+	var m Membership
+	var ok bool
+	switch {
+	case req.Organization != "":
+		if m, ok = findMembership(s.dir.Memberships(in.Email), req.Organization); !ok {
+			return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+		}
+	case in.OrgRef != "":
+		o, found := s.dir.OrgByRef(in.OrgRef)
+		if !found {
+			return errOrgNotFound
+		}
+		mem, found := s.dir.MemberOf(in.Email, o.Ref)
+		if !found {
+			return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+		}
+		m, ok = Membership{Member: mem, Org: o}, true
+	}
+	if !ok {
+		return s.recordFactor(ctx, w, rec, in, req.IntermediateSessionToken, amr)
+	}
+	if !s.methodAllowed(m.Org, in.AMR) {
+		return errf(http.StatusForbidden, "auth_method_disabled", "that organization does not allow this way of signing in")
+	}
+	return s.completeLogin(ctx, w, u, amr, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
+}
+
+// recordFactor keeps the proven second factor on an intermediate session
+// whose organization is not chosen yet, and answers it again.
+func (s *Server) recordFactor(ctx context.Context, w http.ResponseWriter, rec *Record, in *intermediate, token string, amr []string) error {
+	in.AMR = amr
+	if err := save(ctx, s.store, rec, in); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, &intermediateResponse{
+		IntermediateSessionToken: token, ExpiresIn: int(in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
+		User: userInfo{ID: in.UserID, Email: in.Email}, Organizations: s.orgList(in.Email), MFARequired: false,
+	})
+	return nil
+}
+
+// mfaFailure counts a wrong code against the intermediate session; the
+// maxMFAFailures-th spends it, and the user must sign in again.
+func (s *Server) mfaFailure(ctx context.Context, p *pending, wrong *secondFactorError) error {
+	rec, in := p.rec, p.in
+	for attempt := 0; attempt < 5; attempt++ {
+		in.Failures++
+		left := maxMFAFailures - in.Failures
+		if left <= 0 {
+			in.Spent = true
+		}
+		err := save(ctx, s.store, rec, in)
+		if errors.Is(err, ErrConflict) {
+			// Another request changed it (most likely another wrong code):
+			// count on top of the fresh record.
+			in = &intermediate{}
+			if rec, err = load(ctx, s.store, KindToken, rec.ID, in); err != nil {
+				return err
+			}
+			if in.Spent {
+				return errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if left <= 0 {
+			return wrong.answer(http.StatusUnauthorized, "too many wrong codes: sign in again")
+		}
+		return wrong.answer(http.StatusUnauthorized, strconv.Itoa(left)+" attempts left")
+	}
+	return errf(http.StatusServiceUnavailable, "conflict", "the sign-in is being changed concurrently; retry")
+}

@@ -1,0 +1,182 @@
+package authserver
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"image/png"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+	"github.com/pquerna/otp/totp"
+)
+
+// TOTP parameters: RFC 6238 defaults, which every authenticator app reads.
+const (
+	totpPeriod = 30
+	// totpSkew accepts the codes of one step before and after now, for
+	// clock drift and slow typing.
+	totpSkew          = 1
+	recoveryCodeCount = 10
+)
+
+// The answers to a second factor that does not check out.
+var (
+	errCodeRequired = errf(http.StatusBadRequest, "invalid_code", "code (or recovery_code) is required")
+	errTOTPNotOn    = errf(http.StatusBadRequest, "totp_not_enabled", "two-factor authentication is not turned on for this user")
+	errTOTPOn       = errf(http.StatusConflict, "totp_already_enabled", "two-factor authentication is already on; disable it first to set it up again")
+)
+
+// secondFactorError is a wrong, replayed or unknown code. It is answered
+// with status, and counts as a failure.
+type secondFactorError struct{ replay bool }
+
+func (e *secondFactorError) Error() string { return "wrong second factor" }
+
+func (e *secondFactorError) answer(status int, detail string) *Error {
+	msg := "the code is wrong or expired"
+	if e.replay {
+		msg = "the code was already used; wait for the next one"
+	}
+	if detail != "" {
+		msg += "; " + detail
+	}
+	return errf(status, "invalid_code", msg)
+}
+
+// newTOTPKey makes a fresh TOTP key for an account.
+func (s *Server) newTOTPKey(email string) (*otp.Key, error) {
+	issuer := "tenantauth"
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
+		issuer = u.Hostname()
+	}
+	return totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: email, Period: totpPeriod,
+		SecretSize: 20, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+}
+
+// qrDataURL renders the key's otpauth URL as a PNG data URL.
+func qrDataURL(key *otp.Key) (string, error) {
+	img, err := key.Image(256, 256)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return "", err
+	}
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+// totpStep finds the time step whose code is code, within the skew, in
+// constant time per step. ok is false when none matches.
+func totpStep(secret, code string, now time.Time) (step int64, ok bool) {
+	code = strings.Join(strings.Fields(code), "")
+	if len(code) != 6 {
+		return 0, false
+	}
+	cur := now.Unix() / totpPeriod
+	for st := cur - totpSkew; st <= cur+totpSkew; st++ {
+		want, err := hotp.GenerateCodeCustom(secret, uint64(st), hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			step, ok = st, true
+		}
+	}
+	return step, ok
+}
+
+// checkSecondFactor checks a TOTP code or a recovery code against c and
+// records its use in c: the code's step becomes TOTPLastStep, so neither
+// it nor an earlier one works again, and a recovery code is removed. Run it
+// inside UpdateCredentials, whose compare-and-swap makes two concurrent
+// uses of one code fail for one of them.
+func checkSecondFactor(c *Credentials, code, recovery string, now time.Time) error {
+	if !c.TOTPEnabled || c.TOTPSecret == "" {
+		return errTOTPNotOn
+	}
+	if recovery != "" {
+		h := hashSecret(normalizeRecoveryCode(recovery))
+		for i, stored := range c.RecoveryHashes {
+			if subtle.ConstantTimeCompare([]byte(h), []byte(stored)) == 1 {
+				c.RecoveryHashes = append(c.RecoveryHashes[:i:i], c.RecoveryHashes[i+1:]...)
+				return nil
+			}
+		}
+		return &secondFactorError{}
+	}
+	step, ok := totpStep(c.TOTPSecret, code, now)
+	if !ok {
+		return &secondFactorError{}
+	}
+	if step <= c.TOTPLastStep {
+		return &secondFactorError{replay: true}
+	}
+	c.TOTPLastStep = step
+	return nil
+}
+
+// newRecoveryCodes makes single-use recovery codes ("xxxxx-xxxxx", 50
+// random bits each) and their hashes.
+func newRecoveryCodes() (codes, hashes []string) {
+	for range recoveryCodeCount {
+		b := make([]byte, 7)
+		if _, err := rand.Read(b); err != nil {
+			panic(err)
+		}
+		raw := idEncoding.EncodeToString(b)[:10]
+		codes = append(codes, raw[:5]+"-"+raw[5:])
+		hashes = append(hashes, hashSecret(raw))
+	}
+	return codes, hashes
+}
+
+// normalizeRecoveryCode drops case, spaces and dashes, as users type them.
+func normalizeRecoveryCode(c string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '-' || r == ' ':
+			return -1
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return r
+	}, c)
+}
+
+// withAMR adds a method to an amr list once.
+func withAMR(amr []string, method string) []string {
+	out := append([]string(nil), amr...)
+	for _, a := range out {
+		if a == method {
+			return out
+		}
+	}
+	return append(out, method)
+}
+
+// capture keeps a handler's answer so fields can be added to its JSON
+// body; headers (cookies) go straight to the real writer.
+type capture struct {
+	w      http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (c *capture) Header() http.Header         { return c.w.Header() }
+func (c *capture) WriteHeader(status int)      { c.status = status }
+func (c *capture) Write(b []byte) (int, error) { return c.body.Write(b) }
+
+// writeWith answers the captured body with extra fields added.
+func (c *capture) writeWith(extra map[string]any) {
+	body := map[string]any{}
+	_ = json.Unmarshal(c.body.Bytes(), &body)
+	for k, v := range extra {
+		body[k] = v
+	}
+	writeJSON(c.w, c.status, body)
+}
