@@ -34,6 +34,7 @@ type AuthServerOptions struct {
 	RateLimitPerMinute int
 	TrustForwardedFor  bool
 	MinPasswordLength  int
+	Mail               MailOptions
 	// Listener, when set, is used instead of listening on Addr (dev and
 	// tests pass one to learn the port).
 	Listener net.Listener
@@ -54,6 +55,7 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.RateLimitPerMinute, "rate-limit-per-minute", 20, "login, register, forgot-password, magic-link and 2fa/verify requests a minute per IP and per email")
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
 	fs.IntVar(&o.MinPasswordLength, "min-password-length", 8, "shortest password accepted")
+	o.Mail.Bind(fs)
 }
 
 // NewAuthServer builds the auth server's manager: the informer cache, the
@@ -100,6 +102,13 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	default:
 		return nil, nil, usage(fmt.Errorf("--store must be kubernetes or memory, not %q", o.StoreBackend))
 	}
+	mailer, err := newMailer(o.Mail, log.WithName("mail"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.Add(drainMail(mailer)); err != nil {
+		return nil, nil, err
+	}
 	srv := authserver.New(authserver.Config{
 		PublicURL: o.PublicURL, PathPrefix: o.PathPrefix, SessionCookieName: o.SessionCookieName,
 		RefreshCookieName: o.RefreshCookieName, CookieDomain: o.CookieDomain, RateLimitPerMinute: o.RateLimitPerMinute,
@@ -107,6 +116,8 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	}, dir, store, key,
 		authserver.WithLogger(log),
 		authserver.WithMetrics(authserver.NewMetrics(metrics.Registry)),
+		authserver.WithMailer(mailer),
+		authserver.WithMembershipWriter(&kube.MembershipWriter{Client: direct}),
 	)
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		authserver.RunGC(ctx, store, time.Minute, time.Now, func(err error) { log.Error(err, "store garbage collection") })

@@ -107,6 +107,7 @@ func RunDev(ctx context.Context, o DevOptions) error {
 		Listener: l, MetricsAddr: "0", PublicURL: publicURL, Namespace: o.Namespace, StoreBackend: "kubernetes",
 		SessionCookieName: "tenantauth_session", RefreshCookieName: "tenantauth_refresh", RateLimitPerMinute: 20,
 		MinPasswordLength: 8,
+		Mail:              MailOptions{Backend: "file", OutboxDir: filepath.Join(o.StateDir, "outbox")},
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,53 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/internal/identity"
+)
+
+// LabelSignup marks the Memberships that self-signup created.
+const LabelSignup = "tenantauth.io/signup"
+
+// MembershipWriter creates the Membership of a verified signup as a real
+// object in the organization's namespace, so `kubectl get mbr` shows it
+// and the operator and webhooks treat it like any other.
+type MembershipWriter struct {
+	Client client.Client
+}
+
+var _ authserver.MembershipWriter = (*MembershipWriter)(nil)
+
+// CreateMembership creates the Membership named by
+// authserver.SignupMembershipName. One that already exists (a retried
+// signup) is success. A refusal by admission (Forbidden, Invalid) wraps
+// authserver.ErrMembershipRefused.
+func (w *MembershipWriter) CreateMembership(ctx context.Context, orgRef, email, role string) error {
+	ns, org, ok := strings.Cut(orgRef, "/")
+	if !ok || ns == "" || org == "" {
+		return fmt.Errorf("organization reference %q is not <namespace>/<name>", orgRef)
+	}
+	m := &tav1.Membership{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ns, Name: authserver.SignupMembershipName(org, email),
+			Labels: map[string]string{tav1.LabelManagedBy: tav1.ManagedByValue, LabelSignup: "true"},
+		},
+		Spec: tav1.MembershipSpec{Organization: org, Email: identity.NormalizeEmail(email), Role: role},
+	}
+	err := w.Client.Create(ctx, m)
+	switch {
+	case err == nil, apierrors.IsAlreadyExists(err):
+		return nil
+	case apierrors.IsForbidden(err), apierrors.IsInvalid(err):
+		return fmt.Errorf("create membership %s/%s: %w: %w", ns, m.Name, authserver.ErrMembershipRefused, err)
+	}
+	return fmt.Errorf("create membership %s/%s: %w", ns, m.Name, err)
+}
