@@ -1,0 +1,171 @@
+// Command loadverify measures /verify under load on real listeners, beside
+// a bare net/http handler measured in the same run, with wrk (Debian's
+// package) as the load generator:
+//
+//	go run ./hack/loadverify -duration 10s -connections 64
+//
+// It serves the auth server with the memory store and one organization on
+// 127.0.0.1, and prints requests per second and latency percentiles for
+// the bare handler, /verify with a JWT and /verify with an API key.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/internal/apikey"
+	"github.com/tenantauth/tenantauth/internal/identity"
+	"github.com/tenantauth/tenantauth/internal/signingkeys"
+)
+
+func main() {
+	duration := flag.Duration("duration", 10*time.Second, "how long each target is loaded")
+	conns := flag.Int("connections", 64, "wrk connections")
+	threads := flag.Int("threads", 2, "wrk threads")
+	flag.Parse()
+	if _, err := exec.LookPath("wrk"); err != nil {
+		fmt.Fprintln(os.Stderr, "loadverify needs wrk: apt-get install -y wrk")
+		os.Exit(2)
+	}
+	srv, jwt, key, err := setup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	targets := []struct {
+		name    string
+		handler http.Handler
+		path    string
+		header  string
+	}{
+		{"bare net/http 200", bare, "/", ""},
+		{"/verify JWT (ES256)", srv, "/verify?org=acme", "Authorization: Bearer " + jwt},
+		{"/verify API key", srv, "/verify?org=acme&scope=read", "X-API-Key: " + key},
+	}
+	fmt.Printf("wrk -t%d -c%d -d%s, %d cores\n\n", *threads, *conns, *duration, numCPU())
+	fmt.Printf("%-22s %12s %10s %10s %10s %10s\n", "target", "req/s", "p50", "p90", "p99", "non-2xx")
+	var baseline float64
+	for i, t := range targets {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		hs := &http.Server{Handler: t.handler}
+		go func() { _ = hs.Serve(l) }()
+		res, err := runWrk(*threads, *conns, *duration, "http://"+l.Addr().String()+t.path, t.header)
+		_ = hs.Shutdown(context.Background())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		rel := ""
+		if i == 0 {
+			baseline = res.rps
+		} else {
+			rel = fmt.Sprintf("  (%.0f%% of bare)", 100*res.rps/baseline)
+		}
+		fmt.Printf("%-22s %12.0f %10s %10s %10s %10d%s\n", t.name, res.rps, res.p50, res.p90, res.p99, res.non2xx, rel)
+	}
+}
+
+// setup builds an auth server with one organization, a member with a
+// session and an API key.
+func setup() (*authserver.Server, string, string, error) {
+	installKey := []byte("loadverify-installation-key-0123")
+	dir := authserver.NewDirectory()
+	roles := map[string]authserver.RoleDef{"owner": {Rank: 100}, "member": {Rank: 40}, "viewer": {Rank: 20}}
+	dir.PutOrg(&authserver.Org{Ref: "demo/acme", ID: "org_acme", Slug: "acme", Name: "Acme", AccessTTL: time.Hour,
+		IdleTTL: time.Hour, AbsoluteTTL: time.Hour, Algorithm: "ES256", Password: true, APIKeys: true, Roles: roles})
+	set := &signingkeys.Set{}
+	if _, _, err := set.Rotate(signingkeys.Policy{Algorithm: "ES256", RotationInterval: 24 * time.Hour, AccessTokenTTL: time.Hour}, time.Now().Add(-time.Minute)); err != nil {
+		return nil, "", "", err
+	}
+	ks, err := authserver.PrepareKeySet(set)
+	if err != nil {
+		return nil, "", "", err
+	}
+	dir.PutKeys("demo/acme", ks)
+	dir.PutMember(&authserver.Member{Ref: "demo/alice", OrgRef: "demo/acme", Email: "alice@acme.com", Role: "owner"})
+	plain, k, err := apikey.Generate("live")
+	if err != nil {
+		return nil, "", "", err
+	}
+	dir.PutAPIKey(&authserver.APIKeyInfo{KeyID: k.ID, OrgRef: "demo/acme", Scopes: []string{"read"}})
+	dir.PutAPIKeyHash(k.ID, k.Hash())
+	dir.SetSynced()
+
+	srv := authserver.New(authserver.Config{PublicURL: "http://127.0.0.1", Secret: installKey}, dir, authserver.NewMemoryStore(), installKey)
+	if err := srv.SetPassword(context.Background(), identity.UserID(installKey, "alice@acme.com"), "correct horse battery"); err != nil {
+		return nil, "", "", err
+	}
+	r := httptest.NewRequest("POST", "/auth/login", strings.NewReader(`{"email":"alice@acme.com","password":"correct horse battery"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, r)
+	var resp struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp.AccessToken == "" {
+		return nil, "", "", fmt.Errorf("login for the load test failed: %d %s", w.Code, w.Body)
+	}
+	return srv, resp.AccessToken, plain, nil
+}
+
+type result struct {
+	rps           float64
+	p50, p90, p99 string
+	non2xx        int
+}
+
+var (
+	reqRe    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	pctRe    = regexp.MustCompile(`(?m)^\s+(50|90|99)%\s+(\S+)`)
+	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+func runWrk(threads, conns int, d time.Duration, url, header string) (result, error) {
+	args := []string{fmt.Sprintf("-t%d", threads), fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency"}
+	if header != "" {
+		args = append(args, "-H", header)
+	}
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	var res result
+	if m := reqRe.FindSubmatch(out); m != nil {
+		fmt.Sscanf(string(m[1]), "%f", &res.rps)
+	}
+	for _, m := range pctRe.FindAllSubmatch(out, -1) {
+		switch string(m[1]) {
+		case "50":
+			res.p50 = string(m[2])
+		case "90":
+			res.p90 = string(m[2])
+		case "99":
+			res.p99 = string(m[2])
+		}
+	}
+	if m := non2xxRe.FindSubmatch(out); m != nil {
+		fmt.Sscanf(string(m[1]), "%d", &res.non2xx)
+	}
+	return res, nil
+}
+
+func numCPU() int {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(data), "processor\t:")
+}
