@@ -123,7 +123,7 @@ type tenant struct {
 	apiKeyCR *tav1.APIKey
 }
 
-func newTenant(t *testing.T) *tenant {
+func newTenant(t testing.TB) *tenant {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
