@@ -97,6 +97,9 @@ func (c config) testInstall(t *testing.T) {
 	metric(t, "helm_install_to_all_pods_ready", time.Since(start).Round(100*time.Millisecond).Seconds(), "s")
 	c.waitForWebhooks(t)
 	metric(t, "helm_install_to_webhooks_serving", time.Since(start).Round(100*time.Millisecond).Seconds(), "s")
+	restarts := c.mustKubectl(t, "-n", c.namespace, "get", "pods", "-o",
+		`jsonpath={range .items[*]}{.metadata.labels.app\.kubernetes\.io/component}={.status.containerStatuses[0].restartCount} {end}`)
+	metric(t, "container_restarts_during_install", strings.TrimSpace(restarts), "")
 }
 
 // waitForWebhooks waits until the API server can call the webhooks: a
