@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
@@ -200,4 +201,49 @@ func TestMembershipUserIDs(t *testing.T) {
 			g.Expect(readyOf(g, b, &b.Status.Conditions).Reason).To(Equal(tav1.ReasonDisabled))
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 	})
+}
+
+// TestSteadyStateWritesNothing reconciles Ready objects of every kind again
+// through a client that counts writes: a resync that changes nothing must
+// send none.
+func TestSteadyStateWritesNothing(t *testing.T) {
+	startManager(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	org := newOrg(ns, "steady")
+	g.Expect(k8s.Create(ctx, org)).To(Succeed())
+	m := &tav1.Membership{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "m"}, Spec: tav1.MembershipSpec{Organization: "steady", Email: "a@b.co"}}
+	k := &tav1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k"}, Spec: tav1.APIKeySpec{Organization: "steady"}}
+	g.Expect(k8s.Create(ctx, m)).To(Succeed())
+	g.Expect(k8s.Create(ctx, k)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		for _, o := range []struct {
+			obj   client.Object
+			conds *[]metav1.Condition
+		}{{org, &org.Status.Conditions}, {m, &m.Status.Conditions}, {k, &k.Status.Conditions}} {
+			g.Expect(readyOf(g, o.obj, o.conds).Status).To(Equal(metav1.ConditionTrue))
+		}
+	}).WithTimeout(15 * time.Second).Should(Succeed())
+
+	writes := 0
+	c := writeCounter(withWatch(t), &writes)
+	reconcilers := map[string]interface {
+		Reconcile(context.Context, ctrl.Request) (ctrl.Result, error)
+	}{
+		"organization": &OrganizationReconciler{Client: c, Recorder: nopRecorder{}, Now: time.Now},
+		"membership":   &MembershipReconciler{Client: c, InstallationKey: testKey},
+		"apikey":       &APIKeyReconciler{Client: c, APIReader: c, Recorder: nopRecorder{}, Now: time.Now},
+	}
+	names := map[string]string{"organization": "steady", "membership": "m", "apikey": "k"}
+	for kind, r := range reconcilers {
+		for range 3 {
+			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: names[kind]}}); err != nil {
+				t.Fatalf("%s: %v", kind, err)
+			}
+		}
+		if writes != 0 {
+			t.Fatalf("steady-state %s reconciles sent %d writes, want 0", kind, writes)
+		}
+	}
 }

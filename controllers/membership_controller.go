@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
@@ -69,5 +70,6 @@ func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&tav1.Membership{}).
 		Watches(&tav1.Organization{}, handler.EnqueueRequestsFromMapFunc(referrers(mgr.GetClient(), &tav1.MembershipList{}))).
 		Named("membership").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }

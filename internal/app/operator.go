@@ -35,7 +35,7 @@ type OperatorOptions struct {
 	AdmissionBypassGroups string
 	AuthServerUsername    string
 	OperatorUsername      string
-	DisableWebhooks       bool
+	EnableWebhooks        bool
 }
 
 // Bind registers the flags on fs.
@@ -55,6 +55,7 @@ func (o *OperatorOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.AdmissionMode, "admission-mode", "enforce", "enforce or audit (admit and warn)")
 	fs.StringVar(&o.AdmissionBypassGroups, "admission-bypass-groups", "system:masters", "comma-separated groups that bypass admission authorization")
 	fs.StringVar(&o.AuthServerUsername, "authserver-service-account", "", "user name of the auth server's service account, which may create Memberships at signup")
+	fs.BoolVar(&o.EnableWebhooks, "enable-webhooks", true, "serve the admission webhooks (false runs the controllers only)")
 	fs.StringVar(&o.OperatorUsername, "operator-service-account", "", "user name of the operator's own service account (default: derived from the in-cluster token)")
 }
 
@@ -88,8 +89,10 @@ func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl
 	if err := controllers.SetupWithManager(ctx, mgr, key); err != nil {
 		return nil, err
 	}
-	if err := setupWebhooks(mgr, o); err != nil {
-		return nil, err
+	if o.EnableWebhooks {
+		if err := setupWebhooks(mgr, o); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
