@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,6 +44,10 @@ type Store struct {
 
 	mu  sync.RWMutex
 	idx map[string]*authserver.Record
+
+	// live limits the reads that miss the index and go to the API server,
+	// so garbage tokens cannot turn into a flood of API calls.
+	live *rate.Limiter
 }
 
 var _ authserver.Store = (*Store)(nil)
@@ -50,7 +55,8 @@ var _ authserver.Store = (*Store)(nil)
 // NewStore returns a store writing through c and reading misses through
 // reader (uncached), in namespace.
 func NewStore(c client.Client, reader client.Reader, namespace string) *Store {
-	return &Store{client: c, reader: reader, namespace: namespace, idx: map[string]*authserver.Record{}}
+	return &Store{client: c, reader: reader, namespace: namespace, idx: map[string]*authserver.Record{},
+		live: rate.NewLimiter(100, 50)}
 }
 
 // Watch feeds the index from the cache's Secret informer and waits for its
@@ -129,7 +135,11 @@ func clone(r *authserver.Record) *authserver.Record {
 	return &c
 }
 
-// Get returns a record from the index, or by one live read on a miss.
+// Get returns a record from the index. A miss on a session or token, whose
+// unguessable ID the client presented, may be one another replica wrote a
+// moment ago, so it is read live (within a rate limit). A miss on
+// credentials is final: they are keyed by an ID derived from an email, and
+// a live read there would make unknown emails slower than known ones.
 func (s *Store) Get(ctx context.Context, kind, id string) (*authserver.Record, error) {
 	name := secretName(kind, id)
 	s.mu.RLock()
@@ -137,6 +147,9 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*authserver.Record, e
 	s.mu.RUnlock()
 	if ok {
 		return clone(r), nil
+	}
+	if kind == authserver.KindCredentials || !s.live.Allow() {
+		return nil, authserver.ErrNotFound
 	}
 	var sec corev1.Secret
 	if err := s.reader.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: name}, &sec); err != nil {
@@ -154,6 +167,12 @@ func (s *Store) Create(ctx context.Context, r *authserver.Record) error {
 	sec := s.toSecret(r)
 	if err := s.client.Create(ctx, sec); err != nil {
 		if apierrors.IsAlreadyExists(err) {
+			// Our index lags: learn the record so the caller's re-read
+			// finds it.
+			var cur corev1.Secret
+			if s.reader.Get(ctx, client.ObjectKeyFromObject(sec), &cur) == nil {
+				s.put(&cur)
+			}
 			return authserver.ErrExists
 		}
 		return fmt.Errorf("create %s record: %w", r.Kind, err)
