@@ -85,9 +85,15 @@ func TestTOTPRecoveryCodesAndSkew(t *testing.T) {
 		}, 200},
 		{"recovery code used twice", func() map[string]string { return map[string]string{"recovery_code": codes[3]} }, 401},
 		{"unknown recovery code", func() map[string]string { return map[string]string{"recovery_code": "aaaaa-aaaaa"} }, 401},
-		{"code of the previous step", func() map[string]string { h.clock.Add(time.Minute); return map[string]string{"code": h.totpCode(secret, -1)} }, 200},
+		{"code of the previous step", func() map[string]string {
+			h.clock.Add(time.Minute)
+			return map[string]string{"code": h.totpCode(secret, -1)}
+		}, 200},
 		{"code of the next step", func() map[string]string { return map[string]string{"code": h.totpCode(secret, 1)} }, 200},
-		{"code two steps ahead", func() map[string]string { h.clock.Add(time.Minute); return map[string]string{"code": h.totpCode(secret, 2)} }, 401},
+		{"code two steps ahead", func() map[string]string {
+			h.clock.Add(time.Minute)
+			return map[string]string{"code": h.totpCode(secret, 2)}
+		}, 401},
 		{"neither code nor recovery code", func() map[string]string { return map[string]string{} }, 400},
 	}
 	for _, tc := range tests {
