@@ -42,6 +42,21 @@ func TestE2E(t *testing.T) {
 	t.Run("idle RSS", c.testRSS)
 	t.Run("verify while an auth server pod is deleted", c.testPodDeletion)
 	t.Run("uninstall keeps CRDs, reinstall keeps keys", c.testReinstall)
+	t.Run("kustomize default passes server-side validation", c.testKustomize)
+}
+
+// testKustomize checks that config/default builds and that the API server
+// accepts every object in it (a server-side dry run: nothing changes).
+func (c config) testKustomize(t *testing.T) {
+	out, err := c.kubectl("apply", "-k", "../../config/default", "--dry-run=server") // go test runs in hack/e2e
+	if err != nil {
+		t.Fatalf("kubectl apply -k config/default --dry-run=server: %v\n%s", err, out)
+	}
+	for _, want := range []string{"deployment.apps/tenantauth-operator", "deployment.apps/tenantauth-authserver", "validatingwebhookconfiguration.admissionregistration.k8s.io/tenantauth-validating-webhook-configuration"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config/default has no %s:\n%s", want, out)
+		}
+	}
 }
 
 // testCluster proves the cluster itself: pods, a Service, logs and a
