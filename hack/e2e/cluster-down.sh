@@ -113,7 +113,7 @@ if [ -f "$E2E_STATE/baseline/ip_forward" ]; then
   sysctl -qw net.ipv4.ip_forward="$(cat "$E2E_STATE/baseline/ip_forward")"
 fi
 rm -rf "$E2E_STATE/cni/ipam" /var/lib/cni/results/tenantauth-e2e-* 2>/dev/null
-for h in /sys/fs/cgroup/*/; do
+for h in /sys/fs/cgroup/ /sys/fs/cgroup/*/; do
   d=$h${CGROUP_ROOT#/}
   [ -d "$d" ] || continue
   find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "cgroup $d still has processes"

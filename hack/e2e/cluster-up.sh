@@ -169,9 +169,13 @@ YAML
 start kube-proxy "$K8S_BIN/kube-proxy" --config "$E2E_STATE/config/kube-proxy.yaml" --v 1
 
 # The kubelet's pods go into their own cgroup tree, removed at teardown.
-for h in /sys/fs/cgroup/*/; do
-  [ -f "$h/cgroup.procs" ] && mkdir -p "$h${CGROUP_ROOT#/}"
-done
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  mkdir -p "/sys/fs/cgroup$CGROUP_ROOT" # cgroups v2 (untested here)
+else
+  for h in /sys/fs/cgroup/*/; do
+    [ -f "$h/cgroup.procs" ] && mkdir -p "$h${CGROUP_ROOT#/}"
+  done
+fi
 cat >"$E2E_STATE/config/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
