@@ -62,6 +62,9 @@ type flowState struct {
 // answered 202 but its mail is dropped (and logged).
 const maxFlowJobs = 512
 
+// flowStartDelay is how long a background job waits before it starts.
+const flowStartDelay = 5 * time.Millisecond
+
 // acceptedBody is the one answer of send-magic-link, register and
 // forgot-password.
 var acceptedBody = map[string]string{"status": "accepted",
@@ -95,6 +98,9 @@ func (s *Server) goFlow(flow string, job func(ctx context.Context) error) {
 			}
 			f.mu.Unlock()
 		}()
+		// Start once the answer is out, so the work that depends on the
+		// email never shares the CPU with the request that asked for it.
+		time.Sleep(flowStartDelay)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		delay := 250 * time.Millisecond

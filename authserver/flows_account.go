@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
 // Signup with a verified email, and password reset.
@@ -44,27 +47,28 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// sendVerification records the signup, with the password's hash, in a
-// verify-email token and mails its link, when the organization admits it.
+// sendVerification mails a verification link, carrying the password's
+// hash, when the organization admits the email; see mailToken. The
+// password is hashed either way.
 func (s *Server) sendVerification(ctx context.Context, email, password, orgSel string) error {
-	org, ok := s.dir.Org(orgSel)
-	if !ok || !signupAllowed(org, email) {
-		return nil
-	}
-	if _, exists := s.dir.memberAnyState(email, org.Ref); exists {
-		return nil // registering an existing member changes nothing
-	}
 	hash, err := HashPassword(password, s.cfg.Argon2)
 	if err != nil {
 		return err
 	}
-	u := s.userFor(email)
-	token, expires, err := s.issueOneTime(ctx, prefixVerifyEmail, verifyEmailTTL,
-		&oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: u.ID, OrgRef: org.Ref, PasswordHash: hash})
-	if err != nil {
-		return err
+	org, ok := s.dir.Org(orgSel)
+	send := ok && signupAllowed(org, email)
+	if send {
+		// Registering an existing member changes nothing.
+		_, exists := s.dir.memberAnyState(email, org.Ref)
+		send = !exists
 	}
-	return s.deliver(ctx, verifyEmailMail(s, email, token, org, expires))
+	if !ok {
+		org = &Org{}
+	}
+	ot := &oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: s.userFor(email).ID, OrgRef: org.Ref, PasswordHash: hash}
+	return s.mailToken(ctx, send, prefixVerifyEmail, verifyEmailTTL, ot, func(token string, expires time.Time) mail.Message {
+		return verifyEmailMail(s, email, token, org, expires)
+	})
 }
 
 // handleVerifyEmail is POST /auth/verify-email: it creates the Membership
@@ -155,15 +159,11 @@ func (s *Server) handleForgotPassword(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	s.goFlow(purposeReset, func(ctx context.Context) error {
-		if len(s.dir.Memberships(email)) == 0 {
-			return nil
-		}
-		u := s.userFor(email)
-		token, expires, err := s.issueOneTime(ctx, prefixReset, resetTTL, &oneTime{Purpose: purposeReset, Email: email, UserID: u.ID})
-		if err != nil {
-			return err
-		}
-		return s.deliver(ctx, resetMail(s, email, token, expires))
+		send := len(s.dir.Memberships(email)) > 0
+		ot := &oneTime{Purpose: purposeReset, Email: email, UserID: s.userFor(email).ID}
+		return s.mailToken(ctx, send, prefixReset, resetTTL, ot, func(token string, expires time.Time) mail.Message {
+			return resetMail(s, email, token, expires)
+		})
 	})
 	writeAccepted(w)
 	return nil

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
 // Magic links, in Holos's three steps: send-magic-link mails a single-use
@@ -36,31 +39,25 @@ func (s *Server) handleSendMagicLink(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-// sendMagicLink records a token and mails the link, when email may use one.
+// sendMagicLink mails a link when email may use one; see mailToken.
 func (s *Server) sendMagicLink(ctx context.Context, email, orgSel string) error {
 	var target *Org
+	send := false
 	if orgSel != "" {
-		o, ok := s.dir.Org(orgSel)
-		if !ok || !o.MagicLink {
-			return nil
+		if o, ok := s.dir.Org(orgSel); ok {
+			_, member := s.dir.MemberOf(email, o.Ref)
+			send, target = member && o.MagicLink, o
 		}
-		if _, ok := s.dir.MemberOf(email, o.Ref); !ok {
-			return nil
-		}
-		target = o
-	} else if !s.hasMagicLinkOrg(email) {
-		return nil
+	} else {
+		send = s.hasMagicLinkOrg(email)
 	}
-	u := s.userFor(email)
-	ot := &oneTime{Purpose: purposeMagicLink, Email: email, UserID: u.ID}
+	ot := &oneTime{Purpose: purposeMagicLink, Email: email, UserID: s.userFor(email).ID}
 	if target != nil {
 		ot.OrgRef = target.Ref
 	}
-	token, expires, err := s.issueOneTime(ctx, prefixMagicLink, magicLinkTTL, ot)
-	if err != nil {
-		return err
-	}
-	return s.deliver(ctx, magicLinkMail(s, email, token, target, expires))
+	return s.mailToken(ctx, send, prefixMagicLink, magicLinkTTL, ot, func(token string, expires time.Time) mail.Message {
+		return magicLinkMail(s, email, token, target, expires)
+	})
 }
 
 func (s *Server) hasMagicLinkOrg(email string) bool {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
 // Lifetimes of the one-time tokens mailed to users (DESIGN.md section 4).
@@ -50,17 +52,25 @@ type oneTime struct {
 	SpentAt      *time.Time `json:"spent_at,omitempty"`
 }
 
-// issueOneTime records a new token of prefix for ot and returns the token.
-func (s *Server) issueOneTime(ctx context.Context, prefix string, ttl time.Duration, ot *oneTime) (string, time.Time, error) {
+// mailToken makes a token of prefix for ot and renders its mail, then,
+// only when send is true, records the token and queues the mail. Making
+// and rendering happen either way, so an email that gets a mail and one
+// that does not cost the same work.
+func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl time.Duration, ot *oneTime,
+	render func(token string, expires time.Time) mail.Message) error {
 	token, id, hash := newOpaque(prefix)
 	ot.Hash = hash
 	ot.ExpiresAt = s.cfg.Now().UTC().Add(ttl)
+	msg := render(token, ot.ExpiresAt)
+	if !send {
+		return nil
+	}
 	rec := &Record{Kind: KindToken, ID: prefix + "_" + id, UserID: ot.UserID, ExpiresAt: ot.ExpiresAt.Add(tokenRetention)}
 	if err := save(ctx, s.store, rec, ot); err != nil {
-		return "", time.Time{}, fmt.Errorf("create %s token: %w", ot.Purpose, err)
+		return fmt.Errorf("create %s token: %w", ot.Purpose, err)
 	}
 	s.metrics.issued.WithLabelValues(ot.Purpose).Inc()
-	return token, ot.ExpiresAt, nil
+	return s.deliver(ctx, msg)
 }
 
 // consumeOneTime spends a token of prefix and purpose. check, when not
