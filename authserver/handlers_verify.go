@@ -19,9 +19,9 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if tenant := q.Get("org"); tenant != "" || forwardedOrg(r) != "" {
+	if tenant := q.Get("org"); tenant != "" || s.forwardedOrg(r) != "" {
 		if tenant == "" {
-			tenant = forwardedOrg(r)
+			tenant = s.forwardedOrg(r)
 		}
 		if tenant != p.Org.ID && tenant != p.Org.Slug {
 			s.writeError(w, r, errf(http.StatusForbidden, "wrong_organization", "the credential belongs to another organization"))
@@ -57,11 +57,16 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// forwardedOrg reads the tenant from a forwarded path /api/org/{org}/...
-func forwardedOrg(r *http.Request) string {
+// forwardedOrg reads the tenant from a forwarded path /api/org/{org}/...:
+// X-Forwarded-Uri (Traefik), X-Original-URI (ingress-nginx), or the path
+// after /verify (Envoy ext_authz).
+func (s *Server) forwardedOrg(r *http.Request) string {
 	uri := r.Header.Get("X-Forwarded-Uri")
 	if uri == "" {
 		uri = r.Header.Get("X-Original-URI")
+	}
+	if uri == "" {
+		uri = strings.TrimPrefix(r.URL.Path, s.cfg.PathPrefix+"/verify")
 	}
 	if uri == "" {
 		return ""

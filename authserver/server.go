@@ -192,6 +192,8 @@ func (s *Server) routes() http.Handler {
 	handle("POST /auth/2fa/disable", s.authenticated(s.handleTOTPDisable))
 	handle("POST /auth/2fa/verify", s.public(s.limited(s.handleTOTPVerify)))
 	handle("/verify", http.HandlerFunc(s.handleVerify))
+	// Envoy's HTTP ext_authz appends the original path: /verify/api/org/...
+	handle("/verify/", http.HandlerFunc(s.handleVerify))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errf(http.StatusNotFound, "not_found", "no such endpoint"))
 	})))

@@ -55,6 +55,8 @@ func TestVerifyForwardAuth(t *testing.T) {
 		{name: "api key other tenant", path: "/verify?org=globex", headers: []string{"X-API-Key", key}, status: 403, code: "wrong_organization"},
 		{name: "api key ranks as manager", path: "/verify?role=manager", headers: []string{"X-API-Key", key}, status: 200},
 		{name: "cookie", path: "/verify", headers: []string{"Cookie", "tenantauth_session=" + jwt}, status: 200},
+		{name: "envoy appends the original path", path: "/verify/api/org/acme/skills", headers: []string{"Authorization", bearer}, status: 200},
+		{name: "envoy path of another tenant", path: "/verify/api/org/globex/skills", headers: []string{"Authorization", bearer}, status: 403, code: "wrong_organization"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
