@@ -47,9 +47,9 @@ type CertOptions struct {
 	// certificate (ca.crt, ca.key, tls.crt, tls.key). It is created empty
 	// when missing.
 	SecretName string
-	// CertDir is where the Secret is mounted as a volume; the webhook
-	// server reads tls.crt and tls.key from it, and the kubelet projects
-	// every rotation there.
+	// CertDir is a writable folder (an emptyDir) the webhook server reads
+	// tls.crt and tls.key from; the operator copies every rotation there
+	// itself rather than wait for the kubelet's Secret-volume sync.
 	CertDir string
 	// MutatingConfigName and ValidatingConfigName are the webhook
 	// configurations whose caBundle is kept equal to the CA.
@@ -102,6 +102,10 @@ func SetupCertRotation(mgr ctrl.Manager, opts CertOptions) (ready chan struct{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("add webhook cert rotator: %w", err)
+	}
+	if err := mgr.Add(&certFileWriter{reader: mgr.GetClient(), dir: opts.CertDir, every: time.Second,
+		key: types.NamespacedName{Namespace: opts.Namespace, Name: opts.SecretName}}); err != nil {
+		return nil, fmt.Errorf("add webhook cert file writer: %w", err)
 	}
 	return ready, nil
 }

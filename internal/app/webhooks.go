@@ -2,9 +2,12 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -20,7 +23,20 @@ func setupWebhooks(mgr ctrl.Manager, o OperatorOptions) error {
 		Mode: o.AdmissionMode, BypassGroups: splitList(o.AdmissionBypassGroups),
 		BypassUsers: splitList(o.AuthServerUsername), OperatorUsername: operatorUsername(o),
 	}
+	// Ready only once the webhook server serves: `helm install --wait`
+	// then waits for admission too. The server must not be touched before
+	// its certificate exists, so the check is armed after registration.
+	var registered atomic.Bool
+	if err := mgr.AddReadyzCheck("webhooks", func(req *http.Request) error {
+		if !registered.Load() {
+			return errors.New("webhook serving certificate not ready yet")
+		}
+		return mgr.GetWebhookServer().StartedChecker()(req)
+	}); err != nil {
+		return err
+	}
 	if !o.ManageWebhookCerts {
+		registered.Store(true)
 		return webhook.SetupWithManager(mgr, opts)
 	}
 	ready, err := webhook.SetupCertRotation(mgr, webhook.CertOptions{
@@ -39,6 +55,7 @@ func setupWebhooks(mgr ctrl.Manager, o OperatorOptions) error {
 		if err := webhook.SetupWithManager(mgr, opts); err != nil {
 			return fmt.Errorf("register webhooks: %w", err)
 		}
+		registered.Store(true)
 		<-ctx.Done()
 		return nil
 	}))
