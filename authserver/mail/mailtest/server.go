@@ -63,6 +63,16 @@ type Server struct {
 // Start runs a server until the test ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New runs a server until Close, for suites that share one (TestMain).
+func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, arrived: make(chan struct{})}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{s: s}, nil
@@ -74,7 +84,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.TLS {
 		cert, pemBytes, err := selfSigned()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		s.CAPEM = pemBytes
@@ -86,14 +96,16 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	s.Host = "127.0.0.1"
 	s.Port = l.Addr().(*net.TCPAddr).Port
 	go func() { _ = s.srv.Serve(l) }()
-	t.Cleanup(func() { _ = s.srv.Close() })
-	return s
+	return s, nil
 }
+
+// Close stops the server.
+func (s *Server) Close() { _ = s.srv.Close() }
 
 // Addr is host:port.
 func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
