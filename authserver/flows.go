@@ -14,11 +14,14 @@ import (
 )
 
 // The account flows (magic links, signup, password reset) answer 202 to
-// every well-formed request before they look at the email. What depends on
-// whether the email belongs to a member (the token record, the mail) runs
-// afterwards in a background job, so a known and an unknown email cost the
-// handler the same work and get the same answer in the same time, and a
-// slow store or mail server never slows the answer.
+// every well-formed request before they look at the email. The rest runs
+// afterwards in a background job that does the same work for every email
+// (hash the password, make a token, render the mail) and only then, for an
+// email that gets a mail, writes the token record and queues the mail. So
+// a known and an unknown email get the same answer in the same time, and a
+// slow store or mail server never slows the answer. When the jobs' line is
+// full every request gets 503 with Retry-After, whatever its email, rather
+// than a 202 whose mail is lost.
 
 // MembershipWriter creates Memberships for self-signup. The Kubernetes
 // implementation (package authserver/kube) creates a real Membership
@@ -48,22 +51,39 @@ func SignupMembershipName(orgName, email string) string {
 }
 
 // flowState is what the account flows keep on a Server: the mail queue,
-// made on first use, and the count of running background jobs.
+// made on first use, and the background jobs, in line for a few workers.
 type flowState struct {
 	once  sync.Once
 	queue *mail.Queue
 
 	mu      sync.Mutex
-	running int
-	idle    chan struct{} // closed when running drops to zero
+	jobs    []flowJob
+	workers int
+	pending int           // queued or running
+	idle    chan struct{} // closed when pending drops to zero
 }
 
-// maxFlowJobs bounds the background jobs; past it a request is still
-// answered 202 but its mail is dropped (and logged).
-const maxFlowJobs = 512
+// flowJob is the email-dependent part of one request.
+type flowJob struct {
+	name string
+	at   time.Time
+	run  func(ctx context.Context) error
+}
 
-// flowStartDelay is how long a background job waits before it starts.
-const flowStartDelay = 5 * time.Millisecond
+const (
+	// maxFlowJobs bounds the jobs in line. Past it, requests are answered
+	// 503 with Retry-After, whatever their email, so none is silently lost.
+	maxFlowJobs = 10_000
+	// flowWorkers bounds the jobs running at once, and so the store writes
+	// and mail preparations they make.
+	flowWorkers = 8
+	// flowStartDelay is how long a job waits after its request, so it
+	// runs once the answer is out and never shares the CPU with it.
+	flowStartDelay = 5 * time.Millisecond
+)
+
+var errBusy = &Error{Status: http.StatusServiceUnavailable, Code: "busy",
+	Message: "too many requests are being processed; retry shortly", RetryAfter: 5 * time.Second}
 
 // acceptedBody is the one answer of send-magic-link, register and
 // forgot-password.
@@ -74,56 +94,76 @@ func writeAccepted(w http.ResponseWriter) {
 	writeJSON(w, http.StatusAccepted, acceptedBody)
 }
 
-// goFlow runs job in the background, retrying store faults a few times.
-// Errors are logged by flow name only: never the email's token or link.
-func (s *Server) goFlow(flow string, job func(ctx context.Context) error) {
+// goFlow queues job for the background workers; it fails only when the
+// line is full. Job errors are logged by flow name only, never with the
+// email's token or link; store faults are retried a few times first.
+func (s *Server) goFlow(flow string, job func(ctx context.Context) error) error {
 	f := &s.flows
 	f.mu.Lock()
-	if f.running >= maxFlowJobs {
-		f.mu.Unlock()
-		s.log.Error(errors.New("too many account mails in preparation"), "account mail dropped", "flow", flow)
-		return
+	defer f.mu.Unlock()
+	if f.pending >= maxFlowJobs {
+		return errBusy
 	}
-	if f.running == 0 {
+	if f.pending == 0 {
 		f.idle = make(chan struct{})
 	}
-	f.running++
-	f.mu.Unlock()
-	go func() {
-		defer func() {
-			f.mu.Lock()
-			f.running--
-			if f.running == 0 {
-				close(f.idle)
-			}
-			f.mu.Unlock()
-		}()
-		// Start once the answer is out, so the work that depends on the
-		// email never shares the CPU with the request that asked for it.
-		time.Sleep(flowStartDelay)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		delay := 250 * time.Millisecond
-		for attempt := 1; ; attempt++ {
-			err := job(ctx)
-			if err == nil {
-				return
-			}
-			var e *Error
-			if errors.As(err, &e) || attempt == 4 || ctx.Err() != nil {
-				s.log.Error(err, "account mail not sent", "flow", flow, "attempts", attempt)
-				return
-			}
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-			}
-			delay *= 4
-		}
-	}()
+	f.pending++
+	f.jobs = append(f.jobs, flowJob{name: flow, at: time.Now(), run: job})
+	if f.workers < flowWorkers {
+		f.workers++
+		go s.flowWorker()
+	}
+	return nil
 }
 
-// waitFlows waits until no background job runs (tests, shutdown).
+// flowWorker runs queued jobs until there are none.
+func (s *Server) flowWorker() {
+	f := &s.flows
+	for {
+		f.mu.Lock()
+		if len(f.jobs) == 0 {
+			f.workers--
+			f.mu.Unlock()
+			return
+		}
+		job := f.jobs[0]
+		f.jobs[0] = flowJob{}
+		f.jobs = f.jobs[1:]
+		f.mu.Unlock()
+		time.Sleep(time.Until(job.at.Add(flowStartDelay)))
+		s.runFlowJob(job)
+		f.mu.Lock()
+		f.pending--
+		if f.pending == 0 {
+			close(f.idle)
+		}
+		f.mu.Unlock()
+	}
+}
+
+func (s *Server) runFlowJob(job flowJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := job.run(ctx)
+		if err == nil {
+			return
+		}
+		var e *Error
+		if errors.As(err, &e) || attempt == 4 || ctx.Err() != nil {
+			s.log.Error(err, "account mail not sent", "flow", job.name, "attempts", attempt)
+			return
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
+		delay *= 4
+	}
+}
+
+// waitFlows waits until no background job is queued or runs (tests).
 func (s *Server) waitFlows(ctx context.Context) error {
 	s.flows.mu.Lock()
 	idle := s.flows.idle

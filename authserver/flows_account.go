@@ -40,9 +40,11 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	password, orgSel := req.Password, req.Organization
-	s.goFlow(purposeVerifyEmail, func(ctx context.Context) error {
+	if err := s.goFlow(purposeVerifyEmail, func(ctx context.Context) error {
 		return s.sendVerification(ctx, email, password, orgSel)
-	})
+	}); err != nil {
+		return err
+	}
 	writeAccepted(w)
 	return nil
 }
@@ -158,13 +160,15 @@ func (s *Server) handleForgotPassword(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	s.goFlow(purposeReset, func(ctx context.Context) error {
+	if err := s.goFlow(purposeReset, func(ctx context.Context) error {
 		send := len(s.dir.Memberships(email)) > 0
 		ot := &oneTime{Purpose: purposeReset, Email: email, UserID: s.userFor(email).ID}
 		return s.mailToken(ctx, send, prefixReset, resetTTL, ot, func(token string, expires time.Time) mail.Message {
 			return resetMail(s, email, token, expires)
 		})
-	})
+	}); err != nil {
+		return err
+	}
 	writeAccepted(w)
 	return nil
 }

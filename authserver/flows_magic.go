@@ -32,9 +32,11 @@ func (s *Server) handleSendMagicLink(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	s.goFlow(purposeMagicLink, func(ctx context.Context) error {
+	if err := s.goFlow(purposeMagicLink, func(ctx context.Context) error {
 		return s.sendMagicLink(ctx, email, req.Organization)
-	})
+	}); err != nil {
+		return err
+	}
 	writeAccepted(w)
 	return nil
 }

@@ -285,3 +285,31 @@ func TestSwitchOrganizationWithSession(t *testing.T) {
 		})
 	}
 }
+
+func TestAccountFlowsBusyAnswersAlike(t *testing.T) {
+	h := newFlowHarness(t)
+	h.addMember("demo/acme", "alice@acme.com", "owner", "")
+	h.srv.flows.mu.Lock()
+	h.srv.flows.pending = maxFlowJobs // the line is full
+	h.srv.flows.mu.Unlock()
+	var bodies []string
+	for _, email := range []string{"alice@acme.com", "nobody@acme.com"} {
+		r := h.do("POST", "/users/send-magic-link", map[string]string{"email_address": email})
+		if r.status != 503 || r.errCode() != "busy" || r.header.Get("Retry-After") == "" {
+			t.Fatalf("%s: %d %s", email, r.status, r.raw)
+		}
+		bodies = append(bodies, r.raw)
+	}
+	if bodies[0] != bodies[1] {
+		t.Fatalf("busy answers differ: %q", bodies)
+	}
+	h.srv.flows.mu.Lock()
+	h.srv.flows.pending = 0
+	h.srv.flows.mu.Unlock()
+	if r := h.do("POST", "/users/send-magic-link", map[string]string{"email_address": "alice@acme.com"}); r.status != 202 {
+		t.Fatalf("after the line empties: %d %s", r.status, r.raw)
+	}
+	if len(h.mailsTo("alice@acme.com")) != 1 {
+		t.Fatalf("one mail, for the accepted request")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -335,5 +336,53 @@ func TestMaskAddress(t *testing.T) {
 		if got := mail.MaskAddress(in); got != want {
 			t.Errorf("MaskAddress(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// counting is a backend that records the most concurrent sends and fails
+// every one.
+type counting struct {
+	mu        sync.Mutex
+	now, most int
+}
+
+func (c *counting) Send(context.Context, mail.Message) error {
+	c.mu.Lock()
+	c.now++
+	c.most = max(c.most, c.now)
+	c.mu.Unlock()
+	time.Sleep(time.Millisecond)
+	c.mu.Lock()
+	c.now--
+	c.mu.Unlock()
+	return errors.New("421 service not available")
+}
+
+func TestQueueBoundsWorkersAndGoroutines(t *testing.T) {
+	c := &counting{}
+	q := mail.NewQueue(c, mail.QueueOptions{Concurrency: 3, BaseDelay: time.Hour})
+	base := runtime.NumGoroutine()
+	for range 300 {
+		if err := q.Send(context.Background(), testMessage("alice@acme.test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for q.Stats().Retried < 300 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", q.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// 300 messages wait an hour for their retry: they hold timers, not
+	// goroutines, and no more than 3 sends ever ran at once.
+	if n := runtime.NumGoroutine() - base; n > 10 || c.most > 3 {
+		t.Fatalf("%d extra goroutines, %d concurrent sends", n, c.most)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_ = q.Close(ctx)
+	if st := q.Stats(); st.Failed != 300 {
+		t.Fatalf("close abandons the waiting messages: %+v", st)
 	}
 }

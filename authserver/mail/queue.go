@@ -22,7 +22,7 @@ var (
 
 // QueueOptions tune a Queue. Zero values take the defaults.
 type QueueOptions struct {
-	// Size is how many messages may wait for delivery at once (1000).
+	// Size is how many messages may wait for delivery at once (10000).
 	Size int
 	// Concurrency is how many deliveries run at once (4), so a burst does
 	// not open hundreds of connections to the mail server.
@@ -44,7 +44,7 @@ type QueueOptions struct {
 
 func (o *QueueOptions) defaults() {
 	if o.Size <= 0 {
-		o.Size = 1000
+		o.Size = 10000
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
@@ -73,19 +73,28 @@ func (o *QueueOptions) defaults() {
 // only accepts a message, so a slow or unreachable mail server never slows
 // the caller; failed deliveries are retried with exponential backoff until
 // they succeed, fail permanently, run out of attempts or pass the
-// message's Expires.
+// message's Expires. Up to Concurrency workers deliver; a message waiting
+// for its retry holds a timer, not a goroutine.
 type Queue struct {
 	backend Mailer
 	opts    QueueOptions
-	slots   chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
 
 	mu      sync.Mutex
-	pending int
+	ready   []*entry               // waiting for a worker, oldest first
+	waiting map[*entry]*time.Timer // waiting for their retry
+	workers int
+	pending int           // accepted and not yet delivered or given up
 	idle    chan struct{} // closed when pending drops to zero
 	closed  bool
 	stats   QueueStats
+}
+
+// entry is one accepted message.
+type entry struct {
+	msg      Message
+	attempts int
 }
 
 // QueueStats count what happened to accepted messages.
@@ -101,8 +110,7 @@ func NewQueue(backend Mailer, opts QueueOptions) *Queue {
 	ctx, cancel := context.WithCancel(context.Background())
 	idle := make(chan struct{})
 	close(idle)
-	return &Queue{backend: backend, opts: opts, slots: make(chan struct{}, opts.Concurrency),
-		ctx: ctx, cancel: cancel, idle: idle}
+	return &Queue{backend: backend, opts: opts, ctx: ctx, cancel: cancel, idle: idle, waiting: map[*entry]*time.Timer{}}
 }
 
 // Send accepts m for delivery and returns at once. It fails only when the
@@ -122,8 +130,34 @@ func (q *Queue) Send(_ context.Context, m Message) error {
 	}
 	q.pending++
 	q.stats.Accepted++
-	go q.deliver(m)
+	q.ready = append(q.ready, &entry{msg: m})
+	q.spawnLocked()
 	return nil
+}
+
+// spawnLocked starts a worker when fewer than Concurrency run.
+func (q *Queue) spawnLocked() {
+	if q.workers < q.opts.Concurrency {
+		q.workers++
+		go q.work()
+	}
+}
+
+// work delivers ready messages until there are none.
+func (q *Queue) work() {
+	for {
+		q.mu.Lock()
+		if len(q.ready) == 0 {
+			q.workers--
+			q.mu.Unlock()
+			return
+		}
+		e := q.ready[0]
+		q.ready[0] = nil
+		q.ready = q.ready[1:]
+		q.mu.Unlock()
+		q.attempt(e)
+	}
 }
 
 // Stats returns the counts so far.
@@ -155,72 +189,81 @@ func (q *Queue) Close(ctx context.Context) error {
 	q.mu.Unlock()
 	err := q.Flush(ctx)
 	q.cancel()
-	if err != nil {
-		// The abandoned deliveries see the cancelled context and end soon.
-		wait, done := context.WithTimeout(context.Background(), q.opts.SendTimeout)
-		defer done()
-		_ = q.Flush(wait)
+	if err == nil {
+		return nil
 	}
+	q.mu.Lock()
+	for e, t := range q.waiting {
+		t.Stop()
+		delete(q.waiting, e)
+		q.giveUpLocked(e, q.ctx.Err(), "mail not delivered: the queue closed")
+	}
+	q.mu.Unlock()
+	// Messages in flight see the cancelled context and end soon.
+	wait, done := context.WithTimeout(context.Background(), q.opts.SendTimeout)
+	defer done()
+	_ = q.Flush(wait)
 	return err
 }
 
-func (q *Queue) finish(outcome func(*QueueStats)) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	outcome(&q.stats)
+// finishLocked ends an accepted message's stay.
+func (q *Queue) finishLocked() {
 	q.pending--
 	if q.pending == 0 {
 		close(q.idle)
 	}
 }
 
-// deliver tries m until it is sent or given up.
-func (q *Queue) deliver(m Message) {
-	log := q.opts.Log.WithValues("to", MaskAddress(m.To), "subject", m.Subject)
-	for attempt := 1; ; attempt++ {
-		if !m.Expires.IsZero() && !q.opts.Now().Before(m.Expires) {
-			log.Info("mail given up: its link expired before it could be delivered", "attempts", attempt-1)
-			q.finish(func(s *QueueStats) { s.Failed++ })
-			return
-		}
-		err := q.attempt(m)
-		if err == nil {
-			q.finish(func(s *QueueStats) { s.Delivered++ })
-			return
-		}
-		if IsPermanent(err) || attempt >= q.opts.MaxAttempts || q.ctx.Err() != nil {
-			log.Error(redact(err, m.To), "mail not delivered", "attempts", attempt, "permanent", IsPermanent(err))
-			q.finish(func(s *QueueStats) { s.Failed++ })
-			return
-		}
-		wait := q.backoff(attempt)
-		log.Info("mail delivery failed; will retry", "attempt", attempt, "retryIn", wait.String(), "error", redact(err, m.To).Error())
+func (q *Queue) giveUpLocked(e *entry, err error, msg string) {
+	q.log(e).Error(redact(err, e.msg.To), msg, "attempts", e.attempts, "permanent", IsPermanent(err))
+	q.stats.Failed++
+	q.finishLocked()
+}
+
+func (q *Queue) log(e *entry) logr.Logger {
+	return q.opts.Log.WithValues("to", MaskAddress(e.msg.To), "subject", e.msg.Subject)
+}
+
+// attempt makes one delivery of e and decides what follows.
+func (q *Queue) attempt(e *entry) {
+	if !e.msg.Expires.IsZero() && !q.opts.Now().Before(e.msg.Expires) {
+		q.log(e).Info("mail given up: its link expired before it could be delivered", "attempts", e.attempts)
 		q.mu.Lock()
-		q.stats.Retried++
+		q.stats.Failed++
+		q.finishLocked()
 		q.mu.Unlock()
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-q.ctx.Done():
-			t.Stop()
-			log.Error(q.ctx.Err(), "mail not delivered: the queue closed", "attempts", attempt)
-			q.finish(func(s *QueueStats) { s.Failed++ })
-			return
-		}
+		return
+	}
+	e.attempts++
+	ctx, cancel := context.WithTimeout(q.ctx, q.opts.SendTimeout)
+	err := q.backend.Send(ctx, e.msg)
+	cancel()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case err == nil:
+		q.stats.Delivered++
+		q.finishLocked()
+	case IsPermanent(err) || e.attempts >= q.opts.MaxAttempts || q.ctx.Err() != nil:
+		q.giveUpLocked(e, err, "mail not delivered")
+	default:
+		wait := q.backoff(e.attempts)
+		q.log(e).Info("mail delivery failed; will retry", "attempt", e.attempts, "retryIn", wait.String(), "error", redact(err, e.msg.To).Error())
+		q.stats.Retried++
+		q.waiting[e] = time.AfterFunc(wait, func() { q.retry(e) })
 	}
 }
 
-// attempt makes one delivery inside a concurrency slot.
-func (q *Queue) attempt(m Message) error {
-	select {
-	case q.slots <- struct{}{}:
-	case <-q.ctx.Done():
-		return q.ctx.Err()
+// retry puts a message whose wait is over back in line.
+func (q *Queue) retry(e *entry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.waiting[e]; !ok {
+		return // abandoned by Close
 	}
-	defer func() { <-q.slots }()
-	ctx, cancel := context.WithTimeout(q.ctx, q.opts.SendTimeout)
-	defer cancel()
-	return q.backend.Send(ctx, m)
+	delete(q.waiting, e)
+	q.ready = append(q.ready, e)
+	q.spawnLocked()
 }
 
 // backoff is BaseDelay·2^(attempt-1), capped at MaxDelay, ±20% jitter so
