@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -311,5 +312,47 @@ func TestAccountFlowsBusyAnswersAlike(t *testing.T) {
 	}
 	if len(h.mailsTo("alice@acme.com")) != 1 {
 		t.Fatalf("one mail, for the accepted request")
+	}
+}
+
+func TestAccountFlowsRateLimited(t *testing.T) {
+	tests := []struct {
+		path string
+		body func(email string) map[string]string
+	}{
+		{"/users/send-magic-link", func(e string) map[string]string { return map[string]string{"email_address": e} }},
+		{"/auth/register", func(e string) map[string]string {
+			return map[string]string{"email": e, "password": "a fine long passphrase", "organization": "acme"}
+		}},
+		{"/auth/forgot-password", func(e string) map[string]string { return map[string]string{"email": e} }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			h := newFlowHarness(t, func(c *Config) { c.RateLimitPerMinute, c.TrustForwardedFor = 3, true })
+			from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+			// Per email: three clients use up alice's minute.
+			for i := range 3 {
+				if r := h.do("POST", tc.path, tc.body("alice@acme.com"), from(fmt.Sprintf("10.0.0.%d", i))...); r.status != 202 {
+					t.Fatalf("request %d: %d %s", i, r.status, r.raw)
+				}
+			}
+			r := h.do("POST", tc.path, tc.body("alice@acme.com"), from("10.0.0.9")...)
+			if r.status != 429 || r.errCode() != "rate_limited" || r.header.Get("Retry-After") == "" {
+				t.Fatalf("fourth request for one email: %d %s", r.status, r.raw)
+			}
+			// Per client: one client uses up its minute with three emails.
+			for i := range 3 {
+				if r := h.do("POST", tc.path, tc.body(fmt.Sprintf("user%d@acme.com", i)), from("10.0.1.1")...); r.status != 202 {
+					t.Fatalf("email %d: %d %s", i, r.status, r.raw)
+				}
+			}
+			if r := h.do("POST", tc.path, tc.body("user9@acme.com"), from("10.0.1.1")...); r.status != 429 {
+				t.Fatalf("fourth request from one client: %d %s", r.status, r.raw)
+			}
+			h.clock.Add(time.Minute)
+			if r := h.do("POST", tc.path, tc.body("alice@acme.com"), from("10.0.0.9")...); r.status != 202 {
+				t.Fatalf("a minute later: %d %s", r.status, r.raw)
+			}
+		})
 	}
 }
