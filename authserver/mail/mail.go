@@ -75,8 +75,17 @@ func MaskAddress(addr string) string {
 
 // render builds the RFC 5322 message: multipart/alternative with the text
 // part first, so clients that prefer HTML pick the last part.
+//
+// An all-ASCII message with short lines goes unencoded (labelled 8bit, as
+// go-mail writes 7bit parts quoted-printable), so its links stay whole and
+// readable in the raw file (a developer greps the .eml outbox); anything
+// else is quoted-printable.
 func render(from string, m Message) (*gomail.Msg, error) {
-	msg := gomail.NewMsg()
+	enc := gomail.EncodingQP
+	if plain(m.Text) && plain(m.HTML) {
+		enc = gomail.NoEncoding
+	}
+	msg := gomail.NewMsg(gomail.WithEncoding(enc))
 	if err := msg.From(from); err != nil {
 		return nil, Permanent(err)
 	}
@@ -94,4 +103,23 @@ func render(from string, m Message) (*gomail.Msg, error) {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	}
 	return msg, nil
+}
+
+// plain reports whether s is ASCII with lines short enough for 7bit
+// transfer (RFC 5322: at most 998 characters).
+func plain(s string) bool {
+	line := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\n':
+			line = 0
+		case c >= 0x80 || c == 0 || c == '\r':
+			return false
+		default:
+			if line++; line > 900 {
+				return false
+			}
+		}
+	}
+	return true
 }

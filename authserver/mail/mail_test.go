@@ -143,6 +143,31 @@ func TestFileWritesEML(t *testing.T) {
 		}
 		raw, _ := os.ReadFile(name)
 		checkParsed(t, raw)
+		if !strings.Contains(string(raw), secretLink) {
+			t.Errorf("the link is not whole in the raw file: a developer cannot grep it")
+		}
+	}
+}
+
+func TestNonASCIIMessageRoundTrips(t *testing.T) {
+	dir := t.TempDir()
+	f, err := mail.NewFile(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testMessage("zoë@acme.test")
+	m.Subject, m.Text = "Ihr Anmeldelink für Müller & Söhne", "Grüße! "+m.Text
+	if err := f.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	raw, _ := os.ReadFile(files[0])
+	p, err := mailtest.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Subject != m.Subject || !strings.HasPrefix(p.Text, "Grüße! ") || !strings.Contains(p.Text, secretLink) {
+		t.Fatalf("parsed %+v", p)
 	}
 }
 
