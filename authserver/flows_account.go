@@ -133,9 +133,12 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 		return fmt.Errorf("create membership in %s: %w", org.Slug, err)
 	}
 	member, ok := s.dir.memberAnyState(ot.Email, org.Ref)
-	if !ok {
+	switch {
+	case !ok:
 		member = &Member{Ref: ref, OrgRef: org.Ref, Email: ot.Email, Role: role}
 		s.dir.PutMember(member)
+	case member.Disabled:
+		return errf(http.StatusForbidden, "membership_disabled", "your membership of this organization is disabled")
 	}
 	if err := s.UpdateCredentials(ctx, ot.UserID, func(c *Credentials) error {
 		c.PasswordHash = ot.PasswordHash
