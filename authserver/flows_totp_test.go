@@ -279,3 +279,19 @@ func TestTOTPDisable(t *testing.T) {
 	}
 	h.login("alice@acme.com", alicePW, "acme") // a session again without a second factor
 }
+
+func TestTOTPAfterMagicLink(t *testing.T) {
+	h := newFlowHarness(t)
+	h.addMember("demo/acme", "alice@acme.com", "owner", alicePW)
+	secret, _ := h.enableTOTP(h.login("alice@acme.com", alicePW, "acme").str("access_token"))
+	h.do("POST", "/users/send-magic-link", map[string]string{"email_address": "alice@acme.com"})
+	auth := h.do("POST", "/users/authenticate-magic-link", map[string]string{"token": h.tokenFromMail("alice@acme.com")})
+	ex := h.do("POST", "/users/exchange-session", map[string]string{"intermediate_session_token": auth.str("intermediate_session_token"), "organization_id": "acme"})
+	if ex.status != 200 || ex.body["mfa_required"] != true || ex.str("access_token") != "" {
+		t.Fatalf("exchange of a magic-link sign-in with TOTP on: %d %s", ex.status, ex.raw)
+	}
+	v := h.do("POST", "/auth/2fa/verify", map[string]string{"intermediate_session_token": ex.str("intermediate_session_token"), "code": h.totpCode(secret, 0)})
+	if v.status != 200 || jwtAMR(t, v.str("access_token")) != "email,otp" {
+		t.Fatalf("verify: %d %s", v.status, v.raw)
+	}
+}
