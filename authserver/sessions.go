@@ -33,6 +33,9 @@ type spentToken struct {
 	At   time.Time `json:"at"`
 }
 
+// revokedRetention is how long a revoked session's record is kept.
+const revokedRetention = 24 * time.Hour
+
 // maxSpent bounds the reuse-detection history per session.
 const maxSpent = 32
 
@@ -87,7 +90,8 @@ func (s *Server) startSession(ctx context.Context, u user, org *Org, role string
 		RefreshHash:       hash,
 	}
 	sess.IdleExpiresAt = minTime(sess.IdleExpiresAt, sess.AbsoluteExpiresAt)
-	rec := &Record{Kind: KindSession, ID: sessionIDPrefix + id, UserID: u.ID, ExpiresAt: sess.AbsoluteExpiresAt}
+	// The record is collectable once idle: each refresh moves that on.
+	rec := &Record{Kind: KindSession, ID: sessionIDPrefix + id, UserID: u.ID, ExpiresAt: sess.IdleExpiresAt}
 	if err := save(ctx, s.store, rec, sess); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
@@ -173,6 +177,7 @@ func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, e
 		}
 		sess.RefreshHash = nextHash
 		sess.IdleExpiresAt = minTime(now.Add(org.IdleTTL), sess.AbsoluteExpiresAt)
+		rec.ExpiresAt = sess.IdleExpiresAt
 		err = save(ctx, s.store, rec, &sess)
 		if errors.Is(err, ErrConflict) {
 			continue // someone else changed it: re-read, and likely find the token spent
@@ -215,6 +220,9 @@ func (s *Server) revokeRecord(ctx context.Context, rec *Record, sess *session, r
 		now := s.cfg.Now().UTC()
 		sess.RevokedAt, sess.Reason = &now, reason
 		rec.Revoked = true
+		// Kept a while so a replayed refresh token still meets a revoked
+		// session; after that a missing session is refused just the same.
+		rec.ExpiresAt = minTime(rec.ExpiresAt, now.Add(revokedRetention))
 		err := save(ctx, s.store, rec, sess)
 		if !errors.Is(err, ErrConflict) {
 			return err
