@@ -261,3 +261,35 @@ func TestSecureCookiesOnHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestPathPrefix mounts every endpoint under /api/v1, as the Boses and
+// Assimetria documents show: the issuer and the refresh cookie's path
+// follow it, and nothing answers at the bare paths.
+func TestPathPrefix(t *testing.T) {
+	h := newHarness(t, nil, func(c *Config) { c.PathPrefix = "/api/v1/" })
+	h.addMember("demo/acme", "alice@acme.com", "owner", "correct horse battery")
+	if r := h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": "correct horse battery"}); r.status != 404 {
+		t.Fatalf("bare path answers %d", r.status)
+	}
+	r := h.do("POST", "/api/v1/auth/login", map[string]string{"email": "alice@acme.com", "password": "correct horse battery"})
+	if r.status != 200 {
+		t.Fatalf("login under the prefix: %d %s", r.status, r.raw)
+	}
+	claims := decodeSegment(t, strings.Split(r.str("access_token"), ".")[1])
+	if claims["iss"] != "http://auth.test/api/v1/orgs/acme" {
+		t.Fatalf("iss %v", claims["iss"])
+	}
+	for _, c := range r.cookies {
+		if c.Name == "tenantauth_refresh" && c.Path != "/api/v1/auth" {
+			t.Fatalf("refresh cookie path %q", c.Path)
+		}
+	}
+	for _, p := range []string{"/api/v1/health", "/api/v1/orgs/acme/.well-known/jwks.json", "/api/v1/orgs/acme/.well-known/openid-configuration"} {
+		if r := h.do("GET", p, nil); r.status != 200 {
+			t.Fatalf("%s: %d", p, r.status)
+		}
+	}
+	if r := h.do("GET", "/api/v1/verify", nil, "Authorization", "Bearer "+r.str("access_token")); r.status != 200 {
+		t.Fatalf("verify under the prefix: %d %s", r.status, r.raw)
+	}
+}
