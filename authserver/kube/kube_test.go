@@ -336,3 +336,33 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatalf("a session made before the outage refreshes after it: %d %v", code, body)
 	}
 }
+
+// TestConcurrentLoginsOfOneUser logs one user in 20 times at once on the
+// Kubernetes store: every login gets its own session (Dex, on Kubernetes
+// storage, fails most of these).
+func TestConcurrentLoginsOfOneUser(t *testing.T) {
+	tn := newTenant(t)
+	const n = 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sessions := map[string]bool{}
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			code, body := tn.post(t, "/auth/login", map[string]string{"email": "alice@acme.com", "password": "correct horse battery", "organization": "org_" + tn.ns})
+			mu.Lock()
+			defer mu.Unlock()
+			if code != 200 {
+				t.Errorf("login: %d %v", code, body)
+				return
+			}
+			sessions[body["session"].(map[string]any)["id"].(string)] = true
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(sessions) != n {
+		t.Fatalf("%d distinct sessions from %d concurrent logins", len(sessions), n)
+	}
+}
