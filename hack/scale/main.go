@@ -24,9 +24,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
@@ -71,7 +68,11 @@ func run(orgs, members, keys int, binary string, timeout time.Duration) error {
 	dir, _ := os.MkdirTemp("", "scale")
 	defer os.RemoveAll(dir)
 	kc := filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(cfg, kc); err != nil {
+	data, err := testenv.Kubeconfig(cfg, "scale")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(kc, data, 0o600); err != nil {
 		return err
 	}
 	op := exec.Command(binary, "operator", "--enable-webhooks=false", "--metrics-bind-address=0",
@@ -196,13 +197,4 @@ func vmHWM(pid int) int {
 		}
 	}
 	return 0
-}
-
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
-	return clientcmd.WriteToFile(*kc, path)
 }

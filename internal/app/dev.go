@@ -18,9 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -73,7 +70,7 @@ func RunDev(ctx context.Context, o DevOptions) error {
 			log.Error(err, "stop control plane")
 		}
 	}()
-	kubeconfig, err := kubeconfigFor(cfg)
+	kubeconfig, err := testenv.Kubeconfig(cfg, "demo")
 	if err != nil {
 		return fmt.Errorf("render kubeconfig: %w", err)
 	}
@@ -238,15 +235,4 @@ func waitReady(ctx context.Context, url string, errc <-chan error) error {
 			}
 		}
 	}
-}
-
-// kubeconfigFor renders a kubeconfig for kubectl from a REST config with
-// client-certificate credentials, as envtest's admin user has.
-func kubeconfigFor(cfg *rest.Config) ([]byte, error) {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["tenantauth-dev"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["tenantauth-dev"] = &clientcmdapi.Context{Cluster: "tenantauth-dev", AuthInfo: "admin", Namespace: "demo"}
-	kc.CurrentContext = "tenantauth-dev"
-	return clientcmd.Write(*kc)
 }

@@ -9,6 +9,8 @@ import (
 	"runtime"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -55,4 +57,15 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 		return nil, nil, fmt.Errorf("start envtest: %w", err)
 	}
 	return env, cfg, nil
+}
+
+// Kubeconfig renders a kubeconfig for kubectl from a REST config with
+// client-certificate credentials, as envtest's admin user has.
+func Kubeconfig(cfg *rest.Config, namespace string) ([]byte, error) {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["tenantauth-dev"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["tenantauth-dev"] = &clientcmdapi.Context{Cluster: "tenantauth-dev", AuthInfo: "admin", Namespace: namespace}
+	kc.CurrentContext = "tenantauth-dev"
+	return clientcmd.Write(*kc)
 }
