@@ -45,6 +45,9 @@ func TestBadBodies(t *testing.T) {
 	if r := h.do("GET", "/no/such/endpoint", nil); r.status != 404 || r.errCode() != "not_found" {
 		t.Fatalf("unknown path: %d %s", r.status, r.raw)
 	}
+	if r := h.do("GET", "/auth/login", nil); r.status != 405 || r.errCode() != "method_not_allowed" || r.header.Get("Allow") != "POST" {
+		t.Fatalf("wrong method: %d %s", r.status, r.raw)
+	}
 }
 
 // rawPost posts body with a content type, or none when ctype is empty.

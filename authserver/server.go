@@ -164,12 +164,20 @@ func (s *Server) routes() http.Handler {
 	handle := func(pattern string, h http.Handler) {
 		method, path, _ := strings.Cut(pattern, " ")
 		if path == "" {
-			path, method = method, ""
+			mux.Handle(p+method, s.instrument(method, h))
+			return
 		}
-		if method != "" {
-			method += " "
-		}
-		mux.Handle(method+p+path, s.instrument(path, h))
+		mux.Handle(method+" "+p+path, s.instrument(path, h))
+		// Other methods get a 405 in the contract's shape rather than the
+		// mux's plain-text one. Every path here has one method.
+		mux.Handle(p+path, s.instrument(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			allow := method
+			if method == http.MethodGet {
+				allow += ", HEAD"
+			}
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, errf(http.StatusMethodNotAllowed, "method_not_allowed", "use "+method+" for this endpoint"))
+		})))
 	}
 	handle("GET /health", http.HandlerFunc(s.handleHealth))
 	handle("GET /readyz", http.HandlerFunc(s.handleReady))
