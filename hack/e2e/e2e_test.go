@@ -409,12 +409,22 @@ func (c config) testReinstall(t *testing.T) {
 	}
 	c.mustKubectl(t, "-n", tenantNS, "get", "org", orgSlug)
 
-	out, err := c.helmCmd(6*time.Minute, c.installArgs("--wait", "--timeout", "5m")...)
+	// The reinstall runs two operator replicas: one leads the controllers,
+	// and both serve admission (each reports ready only once its webhook
+	// server runs), so the admission checks below reach either.
+	out, err := c.helmCmd(6*time.Minute, c.installArgs("--wait", "--timeout", "5m", "--set", "operator.replicas=2")...)
 	if err != nil {
 		c.dumpNamespace(t)
 		t.Fatalf("helm install again: %v\n%s", err, out)
 	}
 	c.mustKubectl(t, "-n", c.namespace, "wait", "pods", "--all", "--for=condition=Ready", "--timeout=3m")
+	pods := strings.Fields(c.mustKubectl(t, "-n", c.namespace, "get", "pods", "-l", "app.kubernetes.io/component=operator", "-o", "name"))
+	if len(pods) != 2 {
+		t.Fatalf("operator pods after the reinstall with operator.replicas=2: %v", pods)
+	}
+	for range 6 {
+		c.testAdmission(t)
+	}
 	after := c.jwksKIDs(t, c.authURL(t))
 	for _, kid := range before {
 		if !contains(after, kid) {
