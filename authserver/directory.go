@@ -72,7 +72,10 @@ type SigningKey struct {
 // KeySet is an organization's keys and its pre-rendered JWKS.
 type KeySet struct {
 	Keys []*SigningKey // oldest first
-	JWKS []byte
+	// JWKS is the organization's {"keys": [...]}; PublicJWKs are its
+	// members, which the all-organizations JWKS joins without parsing.
+	JWKS       []byte
+	PublicJWKs []json.RawMessage
 }
 
 // Active is the key that signs at now.
@@ -346,11 +349,20 @@ func PrepareKeySet(set *signingkeys.Set) (*KeySet, error) {
 	if err != nil {
 		return nil, err
 	}
-	jwks, err := json.Marshal(pub)
+	ks := &KeySet{}
+	for i := 0; i < pub.Len(); i++ {
+		k, _ := pub.Key(i)
+		b, err := json.Marshal(k)
+		if err != nil {
+			return nil, fmt.Errorf("render jwk: %w", err)
+		}
+		ks.PublicJWKs = append(ks.PublicJWKs, b)
+	}
+	jwks, err := json.Marshal(map[string][]json.RawMessage{"keys": ks.PublicJWKs})
 	if err != nil {
 		return nil, fmt.Errorf("render jwks: %w", err)
 	}
-	ks := &KeySet{JWKS: jwks}
+	ks.JWKS = jwks
 	for _, e := range set.Entries {
 		var raw any
 		if err := e.Key.Raw(&raw); err != nil {

@@ -32,12 +32,9 @@ type totpActor struct {
 func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, error) {
 	ctx := r.Context()
 	if req.IntermediateSessionToken == "" {
-		p, err := s.authenticate(r)
+		p, err := s.authenticateRequest(r)
 		if err != nil {
 			return nil, err
-		}
-		if p.ViaCookie && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
-			return nil, errCSRF
 		}
 		if p.Kind != kindUser {
 			return nil, errf(http.StatusForbidden, "user_session_required", "only a user session can change two-factor authentication")

@@ -2,7 +2,6 @@ package authserver
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 )
 
@@ -17,13 +16,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
 		if !ok {
 			continue
 		}
-		var set struct {
-			Keys []json.RawMessage `json:"keys"`
-		}
-		if json.Unmarshal(ks.JWKS, &set) != nil {
-			continue
-		}
-		for _, k := range set.Keys {
+		for _, k := range ks.PublicJWKs {
 			if !first {
 				buf.WriteByte(',')
 			}

@@ -135,15 +135,12 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 // sessions/exchange does. The second factor carries over only when the
 // target does not need more than the current session proved.
 func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, target string) error {
-	p, err := s.authenticate(r)
+	p, err := s.authenticateRequest(r)
 	if err != nil {
 		return err
 	}
 	if p.Kind != kindUser {
 		return errf(http.StatusForbidden, "user_session_required", "only a user session can switch organizations")
-	}
-	if p.ViaCookie && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
-		return errCSRF
 	}
 	m, ok := findMembership(s.dir.Memberships(p.Email), target)
 	if !ok {

@@ -19,10 +19,11 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if tenant := q.Get("org"); tenant != "" || s.forwardedOrg(r) != "" {
-		if tenant == "" {
-			tenant = s.forwardedOrg(r)
-		}
+	tenant := q.Get("org")
+	if tenant == "" {
+		tenant = s.forwardedOrg(r)
+	}
+	if tenant != "" {
 		if tenant != p.Org.ID && tenant != p.Org.Slug {
 			s.writeError(w, r, errf(http.StatusForbidden, "wrong_organization", "the credential belongs to another organization"))
 			return

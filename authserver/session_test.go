@@ -141,6 +141,13 @@ func TestMultiOrgLoginAndExchange(t *testing.T) {
 		if sw.status != 200 || sw.str("organization.slug") != "acme" || sw.str("role") != "owner" {
 			t.Fatalf("switch: %d %s", sw.status, sw.raw)
 		}
+		cookie := "tenantauth_session=" + ex.str("access_token")
+		if r := h.do("POST", "/users/exchange-session", map[string]string{"organization_id": "acme"}, "Cookie", cookie); r.status != 403 || r.errCode() != "csrf_invalid" {
+			t.Fatalf("switch by cookie without CSRF: %d %s", r.status, r.raw)
+		}
+		if r := h.do("POST", "/users/exchange-session", map[string]string{"organization_id": "acme"}, "Cookie", cookie, "X-CSRF-Token", ex.str("csrf_token")); r.status != 200 {
+			t.Fatalf("switch by cookie with CSRF: %d %s", r.status, r.raw)
+		}
 	})
 }
 
