@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,6 +15,7 @@ import (
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/internal/apikey"
 	"github.com/tenantauth/tenantauth/internal/identity"
+	"github.com/tenantauth/tenantauth/internal/trust"
 )
 
 func readyOf(g Gomega, obj client.Object, conds *[]metav1.Condition) *metav1.Condition {
@@ -63,9 +65,12 @@ func TestAPIKeyLifecycle(t *testing.T) {
 		g.Expect(metav1.IsControlledBy(&s, key)).To(BeTrue())
 
 		var h corev1.Secret
-		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: tav1.APIKeyHashSecretName(parsed.ID)}, &h)).To(Succeed())
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: trust.APIKeyRecordName(parsed.ID)}, &h)).To(Succeed())
 		g.Expect(parsed.Matches(string(h.Data[tav1.APIKeyHashDataKey]))).To(BeTrue())
-		g.Expect(h.Labels).To(HaveKeyWithValue(tav1.LabelComponent, tav1.ComponentAPIKeyHash))
+		g.Expect(h.Labels).To(HaveKeyWithValue(tav1.LabelComponent, trust.ComponentAPIKeyRecord))
+		g.Expect(h.Labels).To(HaveKeyWithValue(trust.LabelOwnerUID, string(key.UID)))
+		g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: tav1.APIKeyHashSecretName(parsed.ID)}, &corev1.Secret{}))).
+			To(BeTrue(), "no hash in the tenant namespace")
 		for _, v := range h.Data {
 			g.Expect(string(v)).NotTo(ContainSubstring(plaintext[9:]), "the hash Secret never holds the key")
 		}
@@ -231,9 +236,9 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 	reconcilers := map[string]interface {
 		Reconcile(context.Context, ctrl.Request) (ctrl.Result, error)
 	}{
-		"organization": &OrganizationReconciler{Client: c, Recorder: nopRecorder{}, Now: time.Now},
+		"organization": &OrganizationReconciler{Client: c, APIReader: c, Recorder: nopRecorder{}, Now: time.Now, SystemNamespace: systemNS},
 		"membership":   &MembershipReconciler{Client: c, InstallationKey: testKey},
-		"apikey":       &APIKeyReconciler{Client: c, APIReader: c, Recorder: nopRecorder{}, Now: time.Now},
+		"apikey":       &APIKeyReconciler{Client: c, APIReader: c, Recorder: nopRecorder{}, Now: time.Now, SystemNamespace: systemNS},
 	}
 	names := map[string]string{"organization": "steady", "membership": "m", "apikey": "k"}
 	for kind, r := range reconcilers {

@@ -16,9 +16,18 @@ import (
 // OrganizationIndex indexes Memberships and APIKeys by spec.organization.
 const OrganizationIndex = "spec.organization"
 
+// SlugIndex indexes Organizations by effective slug, so a released slug
+// claim wakes the Organizations waiting for it.
+const SlugIndex = "spec.slug"
+
 // SetupIndexes registers the field indexes the reconcilers use.
 func SetupIndexes(ctx context.Context, mgr manager.Manager) error {
 	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &tav1.Organization{}, SlugIndex, func(o client.Object) []string {
+		return []string{o.(*tav1.Organization).EffectiveSlug()}
+	}); err != nil {
+		return err
+	}
 	if err := idx.IndexField(ctx, &tav1.Membership{}, OrganizationIndex, func(o client.Object) []string {
 		return []string{o.(*tav1.Membership).Spec.Organization}
 	}); err != nil {

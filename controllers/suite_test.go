@@ -30,6 +30,10 @@ var (
 	nsCounter int
 )
 
+// systemNS is the operator's namespace in these tests, where the records
+// the auth server trusts are written.
+const systemNS = "tenantauth-system"
+
 func TestMain(m *testing.M) {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = tav1.AddToScheme(scheme)
@@ -41,6 +45,10 @@ func TestMain(m *testing.M) {
 	cfg = c
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNS}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -69,7 +77,7 @@ func startManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := SetupWithManager(ctx, mgr, testKey); err != nil {
+	if err := SetupWithManager(ctx, mgr, testKey, systemNS); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

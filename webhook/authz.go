@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -30,12 +31,21 @@ import (
 //   - nobody may raise their own role;
 //   - custom roles act by rank: rank 80 and above as admin, 60 and above as
 //     manager, and nobody but an owner may give a role above their own;
+//   - a custom role may carry only permissions the person defining or
+//     assigning it holds, and org:delete and org:transfer belong to owners
+//     alone (no custom role carries them);
+//   - the auth server's service account may only create, at verified
+//     signup, an enabled Membership with the organization's self-signup
+//     role, never owner, for an email on an allowed domain;
 //   - an organization without an owner Membership is governed by Kubernetes
 //     RBAC alone: anyone it lets through may create the Organization, its
 //     first owner Membership, edit or delete it. That is the bootstrap path:
 //     create the Organization, then its first owner.
 //
 // A disabled Membership, or one whose role no longer exists, grants nothing.
+
+// ownerOnlyPermissions are never carried by a custom role.
+var ownerOnlyPermissions = sets.New(tenantauthv1alpha1.PermOrgDelete, tenantauthv1alpha1.PermOwnershipMove)
 
 var (
 	rankOwner   = builtinRank(tenantauthv1alpha1.RoleOwner)
@@ -56,7 +66,10 @@ type authorizer struct {
 	audit        bool
 	bypassGroups sets.Set[string]
 	bypassUsers  sets.Set[string]
-	lookup       *lookup
+	// signupUser is the auth server's user name: it passes only the
+	// signup rule, never the role table.
+	signupUser string
+	lookup     *lookup
 }
 
 // actor is the requester as the role table sees them.
@@ -64,6 +77,8 @@ type actor struct {
 	user   string
 	email  string
 	bypass bool
+	// signup is the auth server creating a Membership at verified signup.
+	signup bool
 	// member is the requester's Membership in the target organization, nil
 	// when they have none.
 	member *tenantauthv1alpha1.Membership
@@ -82,6 +97,10 @@ func (a *authorizer) actor(ctx context.Context, org *tenantauthv1alpha1.Organiza
 	act := actor{user: u.Username, email: identity.NormalizeEmail(u.Username)}
 	if a.bypassUsers.Has(u.Username) || slices.ContainsFunc(u.Groups, a.bypassGroups.Has) {
 		act.bypass = true
+		return act, nil
+	}
+	if a.signupUser != "" && u.Username == a.signupUser {
+		act.signup = true
 		return act, nil
 	}
 	if org == nil {
@@ -147,6 +166,9 @@ func rankIn(org *tenantauthv1alpha1.Organization, role string) int32 {
 
 // organizationDenial decides an update (cur set) or delete (cur nil) of org.
 func organizationDenial(act actor, old, cur *tenantauthv1alpha1.Organization, ownerExists bool) string {
+	if act.signup {
+		return "the auth server may not change Organizations"
+	}
 	if act.bypass || !ownerExists || act.isOwner() {
 		return ""
 	}
@@ -165,6 +187,12 @@ func organizationDenial(act actor, old, cur *tenantauthv1alpha1.Organization, ow
 		if max(oldRank, newRank) > act.role.Rank {
 			return fmt.Sprintf("changing custom role %q (rank %d) takes a rank of at least %d or role %q; %s",
 				name, max(oldRank, newRank), max(oldRank, newRank), tenantauthv1alpha1.RoleOwner, act.standing(old.Name))
+		}
+		if r, ok := cur.LookupRole(name); ok {
+			if missing := permissionsBeyond(r, act.role); len(missing) > 0 {
+				return fmt.Sprintf("custom role %q carries permissions you do not hold (%v): a role may carry only permissions its author holds; %s",
+					name, missing, act.standing(old.Name))
+			}
 		}
 	}
 	if d := cur.Spec.SelfSignup.DefaultRole; d != old.Spec.SelfSignup.DefaultRole && rankIn(cur, d) > act.role.Rank {
@@ -202,6 +230,9 @@ func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur 
 	if act.bypass {
 		return ""
 	}
+	if act.signup {
+		return signupDenial(org, old, cur)
+	}
 	if old == nil && roleOf(cur) == tenantauthv1alpha1.RoleOwner && !ownerExists {
 		return "" // the bootstrap owner
 	}
@@ -213,7 +244,7 @@ func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur 
 	if cur != nil {
 		newRole, newRank = roleOf(cur), rankIn(org, roleOf(cur))
 	}
-	if old != nil && cur != nil && newRank > oldRank && identity.NormalizeEmail(cur.Spec.Email) == act.email {
+	if old != nil && cur != nil && identity.NormalizeEmail(cur.Spec.Email) == act.email && (newRank > oldRank || gainsPermissions(org, oldRole, newRole)) {
 		return fmt.Sprintf("nobody may raise their own role: you may not change your role from %q to %q in organization %q",
 			oldRole, newRole, org.Name)
 	}
@@ -231,7 +262,65 @@ func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur 
 		return fmt.Sprintf("role %q (rank %d) is above your own: only members of at least that rank may give, change or remove it; %s",
 			role, top, act.standing(org.Name))
 	}
+	if r, ok := customRole(org, newRole); ok && cur != nil && !act.isOwner() {
+		if missing := permissionsBeyond(r, act.role); len(missing) > 0 {
+			return fmt.Sprintf("role %q carries permissions you do not hold (%v): you may assign only roles within your own permissions; %s",
+				newRole, missing, act.standing(org.Name))
+		}
+	}
 	return ""
+}
+
+// signupDenial is the one rule the auth server passes: creating, at a
+// verified signup, an enabled Membership with the organization's
+// self-signup role (never owner) for an email on an allowed domain.
+func signupDenial(org *tenantauthv1alpha1.Organization, old, cur *tenantauthv1alpha1.Membership) string {
+	if old != nil || cur == nil {
+		return "the auth server may only create Memberships"
+	}
+	want := org.Spec.SelfSignup.DefaultRole
+	if want == "" {
+		want = tenantauthv1alpha1.RoleMember
+	}
+	role := roleOf(cur)
+	if role != want || role == tenantauthv1alpha1.RoleOwner || cur.Spec.Disabled {
+		return fmt.Sprintf("the auth server may only create enabled Memberships with the self-signup role %q, not %q", want, role)
+	}
+	_, domain, _ := strings.Cut(identity.NormalizeEmail(cur.Spec.Email), "@")
+	if domain == "" || !slices.Contains(org.Spec.SelfSignup.AllowedEmailDomains, domain) {
+		return fmt.Sprintf("organization %q does not admit self-signup from domain %q", org.Name, domain)
+	}
+	return ""
+}
+
+// customRole finds one of the organization's custom roles by name.
+func customRole(org *tenantauthv1alpha1.Organization, name string) (tenantauthv1alpha1.Role, bool) {
+	for _, r := range org.Spec.Roles {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return tenantauthv1alpha1.Role{}, false
+}
+
+// permissionsBeyond lists the permissions of r that holder lacks.
+func permissionsBeyond(r, holder tenantauthv1alpha1.Role) []string {
+	have := sets.New(holder.Permissions...)
+	var out []string
+	for _, p := range r.Permissions {
+		if !have.Has(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// gainsPermissions reports whether moving from role from to role to adds
+// any permission: a raise even at the same rank.
+func gainsPermissions(org *tenantauthv1alpha1.Organization, from, to string) bool {
+	f, _ := org.LookupRole(from)
+	t, ok := org.LookupRole(to)
+	return ok && len(permissionsBeyond(t, f)) > 0
 }
 
 // apiKeyDenial decides a create (old nil), update, or delete (cur nil) of
@@ -239,6 +328,9 @@ func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur 
 func apiKeyDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur *tenantauthv1alpha1.APIKey) string {
 	if act.bypass {
 		return ""
+	}
+	if act.signup {
+		return "the auth server may not change APIKeys"
 	}
 	if act.role.Rank < rankManager {
 		return act.needs("changing APIKeys", tenantauthv1alpha1.RoleManager, rankManager, org.Name)

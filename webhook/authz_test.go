@@ -190,7 +190,7 @@ func TestBypass(t *testing.T) {
 		client client.Client
 		want   outcome
 	}{
-		{"auth server (bypass user)", as(t, authServerUser, "system:serviceaccounts"), allowed},
+		{"auth server (signup rule only)", as(t, authServerUser, "system:serviceaccounts"), forbidden(`self-signup role "member", not "owner"`)},
 		{"operator service account", as(t, operatorUser, "system:serviceaccounts"), allowed},
 		{"member of system:masters", as(t, "root@example.com", "system:masters"), allowed},
 		{"another service account", as(t, "system:serviceaccount:default:ci", "system:serviceaccounts"), forbidden("have no Membership")},

@@ -18,7 +18,10 @@ import (
 )
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;update;patch
+//
+// The webhook configurations are updated by name only: the chart and
+// config/rbac grant get, update and patch with resourceNames, where a
+// marker would grant every configuration in the cluster.
 
 // ComponentWebhookCert is the tenantauth.io/component label value of the
 // webhook serving-certificate Secret.

@@ -234,6 +234,12 @@ func validateOrganizationSpec(org *tenantauthv1alpha1.Organization) field.ErrorL
 		if r.Rank < 1 || r.Rank >= rankOwner {
 			errs = append(errs, field.Invalid(p.Child("rank"), r.Rank, fmt.Sprintf("must be between 1 and %d: only owner ranks %d", rankOwner-1, rankOwner)))
 		}
+		for j, perm := range r.Permissions {
+			if ownerOnlyPermissions.Has(perm) {
+				errs = append(errs, field.Forbidden(p.Child("permissions").Index(j),
+					fmt.Sprintf("%q belongs to owners only: a custom role may not carry it", perm)))
+			}
+		}
 	}
 	if d := org.Spec.SelfSignup.DefaultRole; d != "" {
 		p := spec.Child("selfSignup", "defaultRole")

@@ -64,9 +64,12 @@ type Options struct {
 	// BypassGroups pass authorization. Empty entries are ignored; with
 	// none left, DefaultBypassGroup applies.
 	BypassGroups []string
-	// BypassUsers pass authorization, e.g. the auth server's service
-	// account, which creates Memberships at self-signup.
+	// BypassUsers pass authorization.
 	BypassUsers []string
+	// SignupUsername is the auth server's service account user name. It
+	// passes only the self-signup rule: an enabled Membership with the
+	// organization's self-signup role, never owner, on an allowed domain.
+	SignupUsername string
 	// OperatorUsername is the operator's own service account user name
 	// (system:serviceaccount:<ns>:<name>); it passes authorization.
 	OperatorUsername string
@@ -164,6 +167,7 @@ func newAuthorizer(opts Options) (*authorizer, error) {
 		audit:        mode == ModeAudit,
 		bypassGroups: groups,
 		bypassUsers:  users,
+		signupUser:   strings.TrimSpace(opts.SignupUsername),
 	}, nil
 }
 

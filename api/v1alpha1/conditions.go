@@ -29,4 +29,18 @@ const (
 	ReasonDisabled = "Disabled"
 	// ReasonKeyGenerationFailed means a signing key could not be made.
 	ReasonKeyGenerationFailed = "KeyGenerationFailed"
+	// ReasonSlugConflict means another Organization claimed the slug first;
+	// this one is not served until the slug is free or changed.
+	ReasonSlugConflict = "SlugConflict"
+	// ReasonKeyIDConflict means an API key's ID is claimed by another
+	// APIKey; the key is not served.
+	ReasonKeyIDConflict = "KeyIDConflict"
+	// ReasonReservedNamespace means the object lives in the system
+	// namespace, where tenant objects are never served.
+	ReasonReservedNamespace = "ReservedNamespace"
 )
+
+// Finalizer lets the operator remove what it wrote in the system
+// namespace (signing keys, claims, API key records) before the object goes:
+// owner references cannot cross namespaces.
+const Finalizer = "tenantauth.io/cleanup"

@@ -261,8 +261,10 @@ func (o *Organization) EffectiveDisplayName() string {
 	return o.Name
 }
 
-// SigningKeySecretName is the name of the Secret holding the private keys.
-func (o *Organization) SigningKeySecretName() string {
+// LegacySigningKeySecretName is where releases before the system-namespace
+// records kept the private keys, in the Organization's own namespace. The
+// operator moves them and deletes this Secret.
+func (o *Organization) LegacySigningKeySecretName() string {
 	return o.Name + "-signing-keys"
 }
 

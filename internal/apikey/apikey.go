@@ -119,7 +119,12 @@ func (k Key) Matches(storedHash string) bool {
 // DisplayPrefix is the start of the key that is safe to show: the
 // environment and the key ID, which identify but cannot authenticate.
 func (k Key) DisplayPrefix() string {
-	return Prefix + k.Environment + "_" + k.ID[:4] + "…"
+	return DisplayPrefix(k.Environment, k.ID)
+}
+
+// DisplayPrefix is the safe-to-show start of the key with env and id.
+func DisplayPrefix(env, id string) string {
+	return Prefix + env + "_" + id[:min(4, len(id))] + "…"
 }
 
 func checksum(head string) string {

@@ -64,7 +64,7 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (ctrl.Manager, *authserver.Server, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  Scheme(),
-		Cache:   cacheOptions(o.WatchNamespaces, o.Namespace),
+		Cache:   authServerCacheOptions(o.WatchNamespaces, o.Namespace),
 		Metrics: metricsserver.Options{BindAddress: o.MetricsAddr},
 	})
 	if err != nil {
@@ -80,7 +80,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	}
 	log := ctrl.Log.WithName("authserver")
 	dir := authserver.NewDirectory()
-	if err := mgr.Add(&kube.Source{Dir: dir, Cache: mgr.GetCache(), Log: log.WithName("source")}); err != nil {
+	if err := mgr.Add(&kube.Source{Dir: dir, Cache: mgr.GetCache(), Log: log.WithName("source"), SystemNamespace: o.Namespace}); err != nil {
 		return nil, nil, err
 	}
 	var store authserver.Store

@@ -54,7 +54,7 @@ func (o *OperatorOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.ValidatingConfigName, "validating-webhook-configuration", "tenantauth-validating-webhook-configuration", "ValidatingWebhookConfiguration to inject the CA into")
 	fs.StringVar(&o.AdmissionMode, "admission-mode", "enforce", "enforce or audit (admit and warn)")
 	fs.StringVar(&o.AdmissionBypassGroups, "admission-bypass-groups", "system:masters", "comma-separated groups that bypass admission authorization")
-	fs.StringVar(&o.AuthServerUsername, "authserver-service-account", "", "user name of the auth server's service account, which may create Memberships at signup")
+	fs.StringVar(&o.AuthServerUsername, "authserver-service-account", "", "user name of the auth server's service account: admission lets it create only self-signup Memberships (never owner, never a bypass)")
 	fs.BoolVar(&o.EnableWebhooks, "enable-webhooks", true, "serve the admission webhooks (false runs the controllers only)")
 	fs.StringVar(&o.OperatorUsername, "operator-service-account", "", "user name of the operator's own service account (default: derived from the in-cluster token)")
 }
@@ -67,7 +67,7 @@ func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
-		Cache:                   cacheOptions(o.WatchNamespaces),
+		Cache:                   cacheOptions(o.WatchNamespaces, o.Namespace),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
@@ -86,7 +86,7 @@ func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl
 	if err != nil {
 		return nil, err
 	}
-	if err := controllers.SetupWithManager(ctx, mgr, key); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, key, o.Namespace); err != nil {
 		return nil, err
 	}
 	if o.EnableWebhooks {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/internal/trust"
 )
 
 // Scheme knows the built-in kinds and tenantauth.io/v1alpha1.
@@ -32,9 +33,9 @@ func Scheme() *runtime.Scheme {
 }
 
 // cacheOptions limits the informer cache to the watched namespaces, and its
-// Secrets to the ones tenantauth labelled, so neither the operator nor the
-// auth server holds the cluster's other Secrets in memory. alsoNamespaces
-// join a namespace list (the auth server's own, for its store).
+// Secrets to the ones tenantauth labelled, so the operator holds none of
+// the cluster's other Secrets in memory. alsoNamespaces join a namespace
+// list (the operator's own, for the records it writes there).
 func cacheOptions(watchNamespaces string, alsoNamespaces ...string) cache.Options {
 	req, err := labels.NewRequirement(tav1.LabelComponent, selection.Exists, nil)
 	if err != nil {
@@ -48,6 +49,24 @@ func cacheOptions(watchNamespaces string, alsoNamespaces ...string) cache.Option
 		for _, n := range append(ns, alsoNamespaces...) {
 			opts.DefaultNamespaces[n] = cache.Config{}
 		}
+	}
+	return opts
+}
+
+// authServerCacheOptions is the auth server's cache: the three kinds in the
+// watched namespaces, and Secrets only from the system namespace and only
+// of the components it reads (the operator's records and its own store).
+// Plaintext API keys, the webhook CA and the installation key never enter
+// its memory, and its RBAC reads Secrets in that one namespace only.
+func authServerCacheOptions(watchNamespaces, systemNamespace string) cache.Options {
+	req, err := labels.NewRequirement(tav1.LabelComponent, selection.In, append([]string{tav1.ComponentStore}, trust.Components...))
+	if err != nil {
+		panic(err)
+	}
+	opts := cacheOptions(watchNamespaces)
+	opts.ByObject[&corev1.Secret{}] = cache.ByObject{
+		Namespaces: map[string]cache.Config{systemNamespace: {}},
+		Label:      labels.NewSelector().Add(*req),
 	}
 	return opts
 }

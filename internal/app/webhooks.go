@@ -21,7 +21,7 @@ import (
 func setupWebhooks(mgr ctrl.Manager, o OperatorOptions) error {
 	opts := webhook.Options{
 		Mode: o.AdmissionMode, BypassGroups: splitList(o.AdmissionBypassGroups),
-		BypassUsers: splitList(o.AuthServerUsername), OperatorUsername: operatorUsername(o),
+		SignupUsername: o.AuthServerUsername, OperatorUsername: operatorUsername(o),
 	}
 	// Ready only once the webhook server serves: `helm install --wait`
 	// then waits for admission too. The server must not be touched before

@@ -1,0 +1,81 @@
+package webhook
+
+import (
+	"testing"
+
+	tenantauthv1alpha1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+)
+
+// TestAuthServerSignupRule plays an attacker who controls the auth server's
+// credentials (or tricks it): it may create only what a verified signup
+// needs, and the real members keep working.
+func TestAuthServerSignupRule(t *testing.T) {
+	tm := newTeam(t, func(o *tenantauthv1alpha1.Organization) {
+		o.Spec.SelfSignup = tenantauthv1alpha1.SelfSignupSpec{AllowedEmailDomains: []string{"acme.test"}, DefaultRole: "viewer"}
+	})
+	srv := as(t, authServerUser, "system:serviceaccounts")
+	disabled := membership(tm.ns, "s-disabled", tm.org, "d@acme.test", "viewer")
+	disabled.Spec.Disabled = true
+	tests := []struct {
+		name string
+		m    *tenantauthv1alpha1.Membership
+		want outcome
+	}{
+		{"default role on an allowed domain", membership(tm.ns, "s-ok", tm.org, "carol@acme.test", "viewer"), allowed},
+		{"owner", membership(tm.ns, "s-owner", tm.org, "eve@acme.test", "owner"), forbidden(`not "owner"`)},
+		{"admin", membership(tm.ns, "s-admin", tm.org, "eve2@acme.test", "admin"), forbidden(`not "admin"`)},
+		{"a role other than the default", membership(tm.ns, "s-member", tm.org, "eve3@acme.test", "member"), forbidden(`not "member"`)},
+		{"a domain not allowed", membership(tm.ns, "s-domain", tm.org, "eve@evil.test", "viewer"), forbidden(`domain "evil.test"`)},
+		{"disabled", disabled, forbidden("enabled Memberships")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { check(t, srv.Create(testCtx, tt.m), tt.want) })
+	}
+	// It may not edit or delete what exists: the owner stays owner.
+	check(t, update(srv, membership(tm.ns, "viewer", tm.org, "", ""), func(m *tenantauthv1alpha1.Membership) { m.Spec.Role = "owner" }),
+		forbidden("may only create Memberships"))
+	check(t, srv.Delete(testCtx, membership(tm.ns, "owner", tm.org, tm.email("owner"), "owner")), forbidden("may only create Memberships"))
+	check(t, srv.Create(testCtx, apiKey(tm.ns, "s-key", tm.org, tenantauthv1alpha1.ScopeRead)), forbidden("may not change APIKeys"))
+	// The victim keeps working: the owner still manages the organization.
+	check(t, tm.as(t, "owner").Create(testCtx, membership(tm.ns, "by-owner", tm.org, "dave@example.com", "admin")), allowed)
+}
+
+// TestCustomRolesCarryOnlyHeldPermissions plays the admin who defines a
+// role of their own rank with owner-only permissions and moves into it.
+func TestCustomRolesCarryOnlyHeldPermissions(t *testing.T) {
+	tm := newTeam(t, func(o *tenantauthv1alpha1.Organization) {
+		o.Spec.Roles = []tenantauthv1alpha1.Role{{Name: "auditor", Rank: 30, Permissions: []string{tenantauthv1alpha1.PermOrgRead}}}
+	})
+	addRole := func(r tenantauthv1alpha1.Role) func(*tenantauthv1alpha1.Organization) {
+		return func(o *tenantauthv1alpha1.Organization) { o.Spec.Roles = append(o.Spec.Roles, r) }
+	}
+	adminC, ownerC := tm.as(t, "admin"), tm.as(t, "owner")
+	o := org(tm.ns, tm.org)
+
+	check(t, update(adminC, o, addRole(tenantauthv1alpha1.Role{Name: "shadow", Rank: 80,
+		Permissions: []string{tenantauthv1alpha1.PermOrgDelete, tenantauthv1alpha1.PermOwnershipMove}})),
+		invalidField("spec.roles[1].permissions[0]", "belongs to owners only"))
+	check(t, update(ownerC, o, addRole(tenantauthv1alpha1.Role{Name: "shadow", Rank: 80,
+		Permissions: []string{tenantauthv1alpha1.PermOrgDelete}})),
+		invalidField("spec.roles[1].permissions[0]", "belongs to owners only"))
+	check(t, update(tm.as(t, "manager"), o, addRole(tenantauthv1alpha1.Role{Name: "x", Rank: 10})), forbidden(`needs role "admin"`))
+
+	// An admin may define a role within their own permissions, not beyond.
+	check(t, update(adminC, o, addRole(tenantauthv1alpha1.Role{Name: "ops", Rank: 70,
+		Permissions: []string{tenantauthv1alpha1.PermMembersManage}})), allowed)
+	waitCached(t, o)
+	check(t, update(adminC, o, addRole(tenantauthv1alpha1.Role{Name: "weird", Rank: 10, Permissions: []string{"billing:refund"}})),
+		forbidden(`permissions you do not hold ([billing:refund])`))
+	check(t, update(ownerC, o, addRole(tenantauthv1alpha1.Role{Name: "billing", Rank: 50, Permissions: []string{"billing:refund"}})), allowed)
+	waitCached(t, o)
+
+	// Assigning: an admin may not hand out a role carrying a permission
+	// they lack, nor move themselves into one.
+	check(t, adminC.Create(testCtx, membership(tm.ns, "b1", tm.org, "b1@example.com", "billing")),
+		forbidden(`role "billing" carries permissions you do not hold`))
+	check(t, update(adminC, membership(tm.ns, "admin", tm.org, "", ""), func(m *tenantauthv1alpha1.Membership) { m.Spec.Role = "billing" }),
+		forbidden("nobody may raise their own role"))
+	check(t, adminC.Create(testCtx, membership(tm.ns, "o1", tm.org, "o1@example.com", "ops")), allowed)
+	// The owner, who holds everything, may.
+	check(t, ownerC.Create(testCtx, membership(tm.ns, "b2", tm.org, "b2@example.com", "billing")), allowed)
+}
