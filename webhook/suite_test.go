@@ -118,7 +118,7 @@ func runWithManager(m *testing.M, env *envtest.Environment) (int, error) {
 	}
 	if err := SetupWithManager(mgr, Options{
 		Mode:             ModeEnforce,
-		BypassUsers:      []string{authServerUser},
+		SignupUsername:   authServerUser,
 		OperatorUsername: operatorUser,
 	}); err != nil {
 		return 0, err

@@ -54,7 +54,7 @@ func TestCustomRolesCarryOnlyHeldPermissions(t *testing.T) {
 
 	check(t, update(adminC, o, addRole(tenantauthv1alpha1.Role{Name: "shadow", Rank: 80,
 		Permissions: []string{tenantauthv1alpha1.PermOrgDelete, tenantauthv1alpha1.PermOwnershipMove}})),
-		invalidField("spec.roles[1].permissions[0]", "belongs to owners only"))
+		forbidden("permissions you do not hold ([org:delete org:transfer])"))
 	check(t, update(ownerC, o, addRole(tenantauthv1alpha1.Role{Name: "shadow", Rank: 80,
 		Permissions: []string{tenantauthv1alpha1.PermOrgDelete}})),
 		invalidField("spec.roles[1].permissions[0]", "belongs to owners only"))

@@ -39,6 +39,7 @@ import (
 	"github.com/tenantauth/tenantauth/internal/identity"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
 	"github.com/tenantauth/tenantauth/internal/testenv"
+	"github.com/tenantauth/tenantauth/internal/trust"
 )
 
 var (
@@ -116,11 +117,44 @@ func TestKubeStoreConformance(t *testing.T) {
 // tenant is a server on the Kubernetes store and source, over objects made
 // here the way the operator makes them.
 type tenant struct {
-	ns       string
+	ns, sys  string
 	srv      *authserver.Server
 	http     *httptest.Server
 	apiKey   string
 	apiKeyCR *tav1.APIKey
+	dir      *authserver.Directory
+	orgID    string
+}
+
+// writeOrgRecords writes what the operator writes for org in the system
+// namespace sys: its record (ID and a fresh ES256 key) and its slug claim.
+func writeOrgRecords(t testing.TB, sys string, org *tav1.Organization, id string) {
+	t.Helper()
+	g := NewWithT(t)
+	set := &signingkeys.Set{}
+	_, _, err := set.Rotate(signingkeys.Policy{Algorithm: "ES256", RotationInterval: time.Hour, AccessTokenTTL: 15 * time.Minute}, time.Now().Add(-time.Minute))
+	g.Expect(err).NotTo(HaveOccurred())
+	data, err := set.Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	rec := trust.New(sys, trust.SigningKeysName(id), trust.ComponentSigningKeys, trust.OwnerOf(org))
+	rec.Annotations[trust.AnnotationOrganizationID] = id
+	rec.Data = map[string][]byte{signingkeys.DataKey: data}
+	g.Expect(k8s.Create(context.Background(), rec)).To(Succeed())
+	claim := trust.New(sys, trust.SlugClaimName(org.EffectiveSlug()), trust.ComponentSlugClaim, trust.OwnerOf(org))
+	claim.Annotations[trust.AnnotationSlug] = org.EffectiveSlug()
+	g.Expect(k8s.Create(context.Background(), claim)).To(Succeed())
+}
+
+// writeAPIKeyRecord writes the verification record of key for ak.
+func writeAPIKeyRecord(t testing.TB, sys string, ak *tav1.APIKey, key apikey.Key) {
+	t.Helper()
+	rec := trust.New(sys, trust.APIKeyRecordName(key.ID), trust.ComponentAPIKeyRecord, trust.OwnerOf(ak))
+	rec.Annotations[trust.AnnotationKeyID] = key.ID
+	rec.Annotations[trust.AnnotationOrganization] = ak.Spec.Organization
+	rec.Data = map[string][]byte{trust.APIKeyHashDataKey: []byte(key.Hash())}
+	if err := k8s.Create(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newTenant(t testing.TB) *tenant {
@@ -129,18 +163,12 @@ func newTenant(t testing.TB) *tenant {
 	ctx := context.Background()
 	ns := newNamespace(t)
 
+	sys := newNamespace(t) // this server's system namespace: its store and the operator's records
+
 	org := &tav1.Organization{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}, Spec: tav1.OrganizationSpec{DisplayName: "Acme Inc."}}
 	g.Expect(k8s.Create(ctx, org)).To(Succeed())
-	org.Status.ID = "org_" + ns
-	g.Expect(k8s.Status().Update(ctx, org)).To(Succeed())
-	set := &signingkeys.Set{}
-	_, _, err := set.Rotate(signingkeys.Policy{Algorithm: "ES256", RotationInterval: time.Hour, AccessTokenTTL: 15 * time.Minute}, time.Now().Add(-time.Minute))
-	g.Expect(err).NotTo(HaveOccurred())
-	data, err := set.Marshal()
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-signing-keys",
-		Labels: map[string]string{tav1.LabelComponent: tav1.ComponentSigningKeys, tav1.LabelOrganization: "acme"}},
-		Data: map[string][]byte{signingkeys.DataKey: data}})).To(Succeed())
+	orgID := "org_" + ns
+	writeOrgRecords(t, sys, org, orgID)
 	g.Expect(k8s.Create(ctx, &tav1.Membership{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alice"},
 		Spec: tav1.MembershipSpec{Organization: "acme", Email: "alice@acme.com", Role: "owner"}})).To(Succeed())
 
@@ -148,19 +176,15 @@ func newTenant(t testing.TB) *tenant {
 	g.Expect(err).NotTo(HaveOccurred())
 	ak := &tav1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci"}, Spec: tav1.APIKeySpec{Organization: "acme", Scopes: []tav1.APIKeyScope{"read"}}}
 	g.Expect(k8s.Create(ctx, ak)).To(Succeed())
-	ak.Status.KeyID = k.ID
-	g.Expect(k8s.Status().Update(ctx, ak)).To(Succeed())
-	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tav1.APIKeyHashSecretName(k.ID),
-		Labels: map[string]string{tav1.LabelComponent: tav1.ComponentAPIKeyHash, tav1.LabelKeyID: k.ID}},
-		Data: map[string][]byte{tav1.APIKeyHashDataKey: []byte(k.Hash())}})).To(Succeed())
+	writeAPIKeyRecord(t, sys, ak, k)
 
 	c := startCache(t)
 	dir := authserver.NewDirectory()
-	src := &Source{Dir: dir, Cache: c, Log: logr.Discard()}
+	src := &Source{Dir: dir, Cache: c, Log: logr.Discard(), SystemNamespace: sys}
 	sctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = src.Start(sctx) }()
-	st := newKubeStore(t, ns, c)
+	st := newKubeStore(t, sys, c)
 	g.Eventually(dir.Synced).WithTimeout(30 * time.Second).Should(BeTrue())
 	g.Eventually(func() bool { _, ok := dir.Org("acme"); _, _, kok := dir.APIKey(k.ID); return ok && kok }).WithTimeout(10 * time.Second).Should(BeTrue())
 
@@ -169,7 +193,7 @@ func newTenant(t testing.TB) *tenant {
 	g.Expect(srv.SetPassword(ctx, identity.UserID(key, "alice@acme.com"), "correct horse battery")).To(Succeed())
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &tenant{ns: ns, srv: srv, http: hs, apiKey: plain, apiKeyCR: ak}
+	return &tenant{ns: ns, sys: sys, srv: srv, http: hs, apiKey: plain, apiKeyCR: ak, dir: dir, orgID: orgID}
 }
 
 func (tn *tenant) post(t testing.TB, path string, body any, headers ...string) (int, map[string]any) {
