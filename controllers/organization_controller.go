@@ -154,6 +154,7 @@ func (r *OrganizationReconciler) reconcileRecord(ctx context.Context, org *tav1.
 	}
 
 	id, keys, err := r.legacyKeys(ctx, org)
+	legacyID := id
 	if err == nil && id == "" {
 		id, err = r.recoveredID(ctx, org)
 	}
@@ -163,11 +164,20 @@ func (r *OrganizationReconciler) reconcileRecord(ctx context.Context, org *tav1.
 	if id == "" {
 		id = "org_" + strings.ToLower(ulid.MustNew(ulid.Timestamp(r.Now()), rand.Reader).String())
 	}
+	if keys == nil {
+		// The first key goes into the create, so a new Organization costs
+		// one write here rather than a create and an update.
+		set := &signingkeys.Set{}
+		if _, _, err := set.Rotate(keyPolicy(org), r.Now()); err != nil {
+			return nil, fmt.Errorf("make first key of %s: %w", org.Name, err)
+		}
+		if keys, err = set.Marshal(); err != nil {
+			return nil, fmt.Errorf("encode keys of %s: %w", org.Name, err)
+		}
+	}
 	record := trust.New(r.SystemNamespace, trust.SigningKeysName(id), trust.ComponentSigningKeys, owner)
 	record.Annotations[trust.AnnotationOrganizationID] = id
-	if keys != nil {
-		record.Data = map[string][]byte{signingkeys.DataKey: keys}
-	}
+	record.Data = map[string][]byte{signingkeys.DataKey: keys}
 	if err := r.Create(ctx, record); err != nil {
 		if !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("create record of organization %s: %w", org.Name, err)
@@ -185,9 +195,15 @@ func (r *OrganizationReconciler) reconcileRecord(ctx context.Context, org *tav1.
 			"organization ID %s is claimed by another Organization", id)
 		return nil, nil
 	}
-	if keys != nil {
+	if legacyID != "" {
 		r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "KeysMoved", "Upgrade",
 			"signing keys moved to %s/%s", r.SystemNamespace, record.Name)
+	} else if set, err := signingkeys.Parse(keys); err == nil {
+		if first, ok := set.Newest(); ok {
+			log.FromContext(ctx).Info("signing key made", "organization", org.Name, "kid", first.KID, "activeFrom", first.ActiveFrom)
+			r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "KeyRotated", "Rotate",
+				"new %s signing key %s, active from %s", first.Algorithm, first.KID, first.ActiveFrom.Format(time.RFC3339))
+		}
 	}
 	return record, nil
 }
@@ -311,12 +327,7 @@ func (r *OrganizationReconciler) reconcileSigningKeys(ctx context.Context, org *
 		return ctrl.Result{}, nil
 	}
 	before, hadActive := set.Newest()
-	policy := signingkeys.Policy{
-		Algorithm:        string(org.Algorithm()),
-		RotationInterval: org.RotationInterval(),
-		AccessTokenTTL:   org.AccessTokenTTL(),
-	}
-	changed, next, err := set.Rotate(policy, now)
+	changed, next, err := set.Rotate(keyPolicy(org), now)
 	if err != nil {
 		setReady(&org.Status.Conditions, org.Generation, false, tav1.ReasonKeyGenerationFailed, err.Error())
 		return ctrl.Result{}, fmt.Errorf("rotate keys of %s: %w", org.Name, err)
@@ -350,6 +361,14 @@ func (r *OrganizationReconciler) reconcileSigningKeys(ctx context.Context, org *
 		org.Status.ActiveKeyID = active.KID
 	}
 	return ctrl.Result{RequeueAfter: max(next.Sub(now), time.Second)}, nil
+}
+
+func keyPolicy(org *tav1.Organization) signingkeys.Policy {
+	return signingkeys.Policy{
+		Algorithm:        string(org.Algorithm()),
+		RotationInterval: org.RotationInterval(),
+		AccessTokenTTL:   org.AccessTokenTTL(),
+	}
 }
 
 func keyStatus(set *signingkeys.Set) []tav1.SigningKeyStatus {
