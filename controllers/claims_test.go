@@ -48,7 +48,7 @@ func TestSlugClaimFirstComeFirstServed(t *testing.T) {
 	g.Expect(k8s.Delete(ctx, winner)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(readyOf(g, loser, &loser.Status.Conditions).Status).To(Equal(metav1.ConditionTrue))
-	}).WithTimeout(15 * time.Second).Should(Succeed(), "a released slug goes to the Organization waiting for it")
+	}).WithTimeout(15*time.Second).Should(Succeed(), "a released slug goes to the Organization waiting for it")
 }
 
 // TestForgedStatusIsOverwritten plays a tenant who writes another
