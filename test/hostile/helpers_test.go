@@ -277,6 +277,17 @@ func decodeClaims(g Gomega, jwt string) map[string]any {
 // with the kustomize namespace placeholder "system" rewritten to the
 // system namespace, and updates objects that already exist.
 func applyManifest(g Gomega, rel string) []*unstructured.Unstructured {
+	objs := readManifest(g, rel)
+	for _, u := range objs {
+		g.Expect(apply(u)).To(Succeed(), "apply %s %s from %s", u.GetKind(), u.GetName(), rel)
+	}
+	return objs
+}
+
+// readManifest decodes the repository's YAML file rel, with the kustomize
+// namespace placeholder "system" rewritten to the system namespace, in
+// metadata and in RBAC subjects.
+func readManifest(g Gomega, rel string) []*unstructured.Unstructured {
 	f, err := os.Open(filepath.Join(testenv.RepoRoot(), rel))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer f.Close()
@@ -304,19 +315,26 @@ func applyManifest(g Gomega, rel string) []*unstructured.Unstructured {
 			}
 			g.Expect(unstructured.SetNestedSlice(u.Object, subjects, "subjects")).To(Succeed())
 		}
-		err := world.admin.Create(world.ctx, u)
-		if apierrors.IsAlreadyExists(err) {
-			existing := &unstructured.Unstructured{}
-			existing.SetGroupVersionKind(u.GroupVersionKind())
-			g.Expect(world.admin.Get(world.ctx, client.ObjectKeyFromObject(u), existing)).To(Succeed())
-			u.SetResourceVersion(existing.GetResourceVersion())
-			err = world.admin.Update(world.ctx, u)
-		}
-		g.Expect(err).NotTo(HaveOccurred(), "apply %s %s from %s", u.GetKind(), u.GetName(), rel)
 		out = append(out, u)
 	}
 	g.Expect(out).NotTo(BeEmpty(), "%s holds no objects", rel)
 	return out
+}
+
+// apply creates u, or updates it when it exists.
+func apply(u *unstructured.Unstructured) error {
+	u = u.DeepCopy()
+	err := world.admin.Create(world.ctx, u)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing := &unstructured.Unstructured{}
+	existing.SetGroupVersionKind(u.GroupVersionKind())
+	if err := world.admin.Get(world.ctx, client.ObjectKeyFromObject(u), existing); err != nil {
+		return err
+	}
+	u.SetResourceVersion(existing.GetResourceVersion())
+	return world.admin.Update(world.ctx, u)
 }
 
 // privateJWKs reports the data keys of sec that hold a private JWK (a JWK

@@ -1,0 +1,129 @@
+package hostile
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/internal/trust"
+)
+
+// labelled is a Secret in ns with a tenantauth component label.
+func labelled(ns, name, component string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{tav1.LabelComponent: component}},
+		Data:       map[string][]byte{"hash": []byte(keyHash(name))},
+	}
+}
+
+// TestSecretGuard applies the shipped ValidatingAdmissionPolicy as
+// shipped, and removes it when done so the other tests plant as eve.
+//
+// Old behaviour it catches: there was no policy; anyone who could write
+// Secrets in a namespace could write one with the tenantauth labels.
+func TestSecretGuard(t *testing.T) {
+	g := newG(t)
+	ctx := world.ctx
+	applyShippedRBAC(g)
+	objs := readManifest(g, "config/policy/secret_guard.yaml")
+	g.Expect(objs).To(HaveLen(2))
+	if err := apply(objs[0]); err != nil {
+		// The shipped file must install as it is (kubectl apply -k
+		// config/default). When it does not, report that, and go on with
+		// the smallest repair so the policy's rules are still played.
+		t.Errorf("the shipped secret guard is refused by the API server: %v", err)
+		objs[0] = repairGuard(g, objs[0])
+		g.Expect(apply(objs[0])).To(Succeed(), "the repaired policy")
+	}
+	g.Expect(apply(objs[1])).To(Succeed(), "the binding")
+	probe := labelled(evilNS, "guard-probe", tav1.ComponentAPIKeyHash)
+	t.Cleanup(func() {
+		for i := len(objs) - 1; i >= 0; i-- {
+			_ = world.admin.Delete(ctx, objs[i])
+		}
+		// Policies leave the API server's view eventually too: wait, so
+		// the tests after this one plant as eve again.
+		g.Eventually(func() error { return world.eve.Create(ctx, probe.DeepCopy(), client.DryRunAll) }).Should(Succeed())
+	})
+	g.Eventually(func() bool {
+		return apierrors.IsForbidden(world.eve.Create(ctx, probe.DeepCopy(), client.DryRunAll))
+	}).Should(BeTrue(), "the policy takes effect")
+
+	opUser, opGroups := serviceAccount(systemNS, "tenantauth-operator")
+	operator := impersonate(g, opUser, opGroups...)
+	asUser, asGroups := serviceAccount(systemNS, "tenantauth-authserver")
+	authSA := impersonate(g, asUser, asGroups...)
+
+	forged := forgeKey("live", world.acmeKeyID, cryptoIntN)
+	hash := labelled(evilNS, tav1.APIKeyHashSecretName(world.acmeKeyID), tav1.ComponentAPIKeyHash)
+	hash.Labels[tav1.LabelKeyID] = world.acmeKeyID
+	hash.Data = map[string][]byte{tav1.APIKeyHashDataKey: []byte(keyHash(forged))}
+	record := trust.New(evilNS, trust.APIKeyRecordName(world.acmeKeyID), trust.ComponentAPIKeyRecord,
+		trust.Owner{Namespace: victimNS, Name: "acme-ci", UID: "0"})
+
+	cases := []struct {
+		name    string
+		c       client.Client
+		sec     *corev1.Secret
+		allowed bool
+	}{
+		{"eve plants an api-key-hash Secret in evil", world.eve, hash, false},
+		{"eve plants an api-key-record Secret in evil", world.eve, record, false},
+		{"eve plants signing keys in evil", world.eve, labelled(evilNS, "acme-signing-keys", tav1.ComponentSigningKeys), false},
+		{"eve writes an unlabelled Secret in evil", world.eve, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: evilNS, Name: "plain"}}, true},
+		{"the operator writes a record in the system namespace", operator, labelled(systemNS, "guard-operator", trust.ComponentAPIKeyRecord), true},
+		{"the operator writes an API-key Secret in a tenant namespace", operator, labelled(evilNS, "guard-operator", tav1.ComponentAPIKey), true},
+		{"the auth server writes a store record", authSA, labelled(systemNS, "guard-store", tav1.ComponentStore), true},
+		{"the auth server writes an API-key record", authSA, labelled(systemNS, "guard-authserver", trust.ComponentAPIKeyRecord), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newG(t)
+			err := tc.c.Create(ctx, tc.sec)
+			if err == nil {
+				t.Cleanup(func() { _ = world.admin.Delete(ctx, tc.sec) })
+			}
+			if tc.allowed {
+				g.Expect(err).NotTo(HaveOccurred())
+			} else {
+				g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "want Forbidden, got %v", err)
+				g.Expect(err.Error()).To(ContainSubstring("written only by the tenantauth operator"))
+			}
+		})
+	}
+
+	t.Run("eve takes the label off her API-key Secret", func(t *testing.T) {
+		g := newG(t)
+		sec := &corev1.Secret{}
+		g.Expect(world.eve.Get(ctx, client.ObjectKey{Namespace: evilNS, Name: "evil-ci"}, sec)).To(Succeed())
+		p := client.MergeFrom(sec.DeepCopy())
+		delete(sec.Labels, tav1.LabelComponent)
+		err := world.eve.Patch(ctx, sec, p)
+		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "want Forbidden, got %v", err)
+	})
+
+	g.Expect(verifyKey(forged, "org=acme&scope=write")).To(Equal(401))
+	victimWorks(g)
+}
+
+// repairGuard renames the policy's variable "namespace", a reserved word
+// in CEL that the API server refuses as a variable name, to
+// "systemNamespace", and changes nothing else.
+func repairGuard(g Gomega, policy *unstructured.Unstructured) *unstructured.Unstructured {
+	raw, err := json.Marshal(policy.Object)
+	g.Expect(err).NotTo(HaveOccurred())
+	fixed := strings.ReplaceAll(string(raw), `"name":"namespace"`, `"name":"systemNamespace"`)
+	fixed = strings.ReplaceAll(fixed, "variables.namespace", "variables.systemNamespace")
+	g.Expect(fixed).NotTo(Equal(string(raw)), "the repair applies to the shipped policy")
+	out := &unstructured.Unstructured{}
+	g.Expect(json.Unmarshal([]byte(fixed), &out.Object)).To(Succeed())
+	return out
+}
