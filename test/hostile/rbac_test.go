@@ -9,11 +9,14 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/internal/app"
+	"github.com/tenantauth/tenantauth/internal/trust"
 )
 
 // shippedRBAC is the release's RBAC for both components (config/rbac).
@@ -165,4 +168,57 @@ func startManager(t *testing.T, mgr ctrl.Manager) {
 			t.Errorf("second auth server: %v", err)
 		}
 	})
+}
+
+// TestAuthServerCachesNoTenantSecret builds the auth server several times
+// (as cluster admin, so nothing is refused) and asks each one's informer
+// cache for the tenantauth-labelled Secrets in eve's namespace, where
+// evil-ci's plaintext key lives. The auth server's cache must hold Secrets
+// of the system namespace only, every time it starts.
+//
+// Old behaviour it catches: the cache selected every Secret with a
+// tenantauth.io/component label in the cluster, plaintext API keys and
+// the webhook CA key included.
+func TestAuthServerCachesNoTenantSecret(t *testing.T) {
+	g := newG(t)
+	// The cache configuration is built from a map; build it often enough
+	// that an order-dependent choice shows (2^-8 to miss a coin flip).
+	for i := range 8 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		g.Expect(err).NotTo(HaveOccurred())
+		shared := metrics.Registry
+		metrics.Registry = prometheus.NewRegistry()
+		mgr, _, err := app.NewAuthServer(world.ctx, world.cfg, authServerOptions(l, filepath.Join(t.TempDir(), "outbox")))
+		metrics.Registry = shared
+		_ = l.Close()
+		g.Expect(err).NotTo(HaveOccurred())
+		ctx, cancel := context.WithCancel(world.ctx)
+		done := make(chan error, 1)
+		go func() { done <- mgr.GetCache().Start(ctx) }()
+		g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+
+		inSystem := &corev1.SecretList{}
+		g.Expect(mgr.GetCache().List(ctx, inSystem, client.InNamespace(systemNS))).To(Succeed())
+		inEvil := &corev1.SecretList{}
+		err = mgr.GetCache().List(ctx, inEvil, client.InNamespace(evilNS))
+		all := &corev1.SecretList{}
+		_ = mgr.GetCache().List(ctx, all)
+		cancel()
+		<-done
+		var leaked []string
+		for _, s := range all.Items {
+			if s.Namespace != systemNS {
+				leaked = append(leaked, s.Namespace+"/"+s.Name+" ("+s.Labels[tav1.LabelComponent]+")")
+			}
+		}
+		g.Expect(leaked).To(BeEmpty(), "instance %d: the auth server's cache holds tenant Secrets", i)
+		if err == nil {
+			g.Expect(inEvil.Items).To(BeEmpty(), "instance %d: Secrets of namespace evil in the auth server's cache", i)
+		}
+		g.Expect(inSystem.Items).NotTo(BeEmpty(), "instance %d: the records in the system namespace are cached", i)
+		for _, s := range inSystem.Items {
+			g.Expect(s.Labels[tav1.LabelComponent]).To(BeElementOf(tav1.ComponentStore, trust.ComponentSigningKeys,
+				trust.ComponentSlugClaim, trust.ComponentAPIKeyRecord), "instance %d caches only the components it reads: %s", i, s.Name)
+		}
+	}
 }
