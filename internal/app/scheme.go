@@ -63,11 +63,14 @@ func authServerCacheOptions(watchNamespaces, systemNamespace string) cache.Optio
 	if err != nil {
 		panic(err)
 	}
+	// A fresh ByObject map: its keys are pointers, so adding a second
+	// Secret entry to cacheOptions' map would leave two, and the cache
+	// would pick either.
 	opts := cacheOptions(watchNamespaces)
-	opts.ByObject[&corev1.Secret{}] = cache.ByObject{
+	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {
 		Namespaces: map[string]cache.Config{systemNamespace: {}},
 		Label:      labels.NewSelector().Add(*req),
-	}
+	}}
 	return opts
 }
 
