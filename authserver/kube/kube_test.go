@@ -117,6 +117,8 @@ func TestKubeStoreConformance(t *testing.T) {
 // here the way the operator makes them.
 type tenant struct {
 	ns       string
+	dir      *authserver.Directory
+	store    *Store
 	srv      *authserver.Server
 	http     *httptest.Server
 	apiKey   string
@@ -169,7 +171,7 @@ func newTenant(t testing.TB) *tenant {
 	g.Expect(srv.SetPassword(ctx, identity.UserID(key, "alice@acme.com"), "correct horse battery")).To(Succeed())
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &tenant{ns: ns, srv: srv, http: hs, apiKey: plain, apiKeyCR: ak}
+	return &tenant{ns: ns, dir: dir, store: st, srv: srv, http: hs, apiKey: plain, apiKeyCR: ak}
 }
 
 func (tn *tenant) post(t testing.TB, path string, body any, headers ...string) (int, map[string]any) {
