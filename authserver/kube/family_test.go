@@ -213,7 +213,7 @@ func TestSessionFamiliesOnKubernetes(t *testing.T) {
 			for _, s := range []kubeSession{sw, twice} {
 				abs, auth := tn.storedSession(t, s.sid)
 				if abs.After(srcAbs) || !auth.Equal(srcAuth) {
-					t.Fatalf("switched session: absolute expiry %v, sign-in %v; the source's are %v and %v", abs, auth, srcAbs, srcAuth)
+					t.Errorf("switched session: absolute expiry %v, sign-in %v; the source's are %v and %v", abs, auth, srcAbs, srcAuth)
 				}
 			}
 			tc.end(t, tn, src)
