@@ -51,6 +51,24 @@ func TestTOTPChangesNeedRecentSignIn(t *testing.T) {
 	if r := h.do("POST", "/auth/2fa/disable", map[string]string{"code": h.totpCode(secret, 0)}, "Authorization", "Bearer "+v.str("access_token")); r.status != 403 || r.errCode() != "reauthentication_required" {
 		t.Fatalf("disable 11 minutes after sign-in: %d %s", r.status, r.raw)
 	}
+	// A stale session switching into an organization that requires MFA
+	// gets an intermediate session; it must not enroll TOTP either.
+	h.addMember("demo/globex", "bob@acme.com", "member", "")
+	h.dir.orgs["demo/globex"].MFARequired = true
+	staleBob := h.login("bob@acme.com", "bob's own passphrase", "acme")
+	h.clock.Add(11 * time.Minute)
+	sw := h.do("POST", "/users/exchange-session", map[string]string{"organization_id": "globex"}, "Authorization", "Bearer "+staleBob.str("access_token"))
+	if sw.status != 200 || sw.body["mfa_required"] != true {
+		t.Fatalf("switch into an MFA org: %d %s", sw.status, sw.raw)
+	}
+	if r := h.do("POST", "/auth/2fa/setup", map[string]string{"intermediate_session_token": sw.str("intermediate_session_token")}); r.status != 403 || r.errCode() != "reauthentication_required" {
+		t.Fatalf("TOTP setup through a stale switch's intermediate session: %d %s", r.status, r.raw)
+	}
+	fresh := h.do("POST", "/auth/login", map[string]string{"email": "bob@acme.com", "password": "bob's own passphrase", "organization": "globex"})
+	if r := h.do("POST", "/auth/2fa/setup", map[string]string{"intermediate_session_token": fresh.str("intermediate_session_token")}); r.status != 200 {
+		t.Fatalf("TOTP setup through a fresh sign-in's intermediate session: %d %s", r.status, r.raw)
+	}
+
 	bob := h.login("bob@acme.com", "bob's own passphrase", "acme")
 	if r := h.do("POST", "/auth/2fa/setup", nil, "Authorization", "Bearer "+bob.str("access_token")); r.status != 200 {
 		t.Fatalf("another user, freshly signed in: %d %s", r.status, r.raw)

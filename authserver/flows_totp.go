@@ -29,8 +29,9 @@ type totpActor struct {
 // totpActorFor authenticates setup and enable: the intermediate session
 // token in the body when there is one, else the request's session (Bearer,
 // or cookie with CSRF token), whose family must have signed in within
-// reauthWindow. The intermediate path counts as fresh: its user proved a
-// first factor minutes ago.
+// reauthWindow. The intermediate path of a sign-in counts as fresh: its
+// user proved a first factor minutes ago; that of a switch counts as its
+// family's sign-in.
 func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, error) {
 	ctx := r.Context()
 	if req.IntermediateSessionToken == "" {
@@ -49,6 +50,11 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 	rec, in, err := s.loadIntermediate(ctx, req.IntermediateSessionToken)
 	if err != nil {
 		return nil, err
+	}
+	// An intermediate session made by a switch proves only the switching
+	// session's sign-in, which may be old or a stolen token's.
+	if in.Lineage != nil && s.cfg.Now().Sub(in.Lineage.AuthTime) > reauthWindow {
+		return nil, errReauth
 	}
 	notAllowed := errf(http.StatusForbidden, "mfa_setup_not_allowed",
 		"before a session exists, two-factor authentication can be set up only for an organization that requires it")
