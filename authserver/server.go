@@ -39,7 +39,8 @@ type Config struct {
 	// TrustForwardedFor takes the client IP from X-Forwarded-For; only for
 	// servers behind a proxy that sets it.
 	TrustForwardedFor bool
-	// Secret keys derived values shared by every replica (CSRF tokens).
+	// Secret keys derived values shared by every replica (CSRF tokens,
+	// recovery-code hashes). It is never logged.
 	Secret []byte
 	// RefreshGrace is how long a just-rotated refresh token may be retried
 	// without the retry counting as reuse.
