@@ -20,6 +20,14 @@ import (
 //   - In the background, the sessions are marked revoked in the store, so
 //     the refusal outlives this process. Every replica does this; the
 //     writes are compare-and-swap, so doing it twice is harmless.
+//
+// The refusal compares the removal time on this replica's clock with the
+// session's creation time on the clock of the replica that made it, so
+// clock skew between replicas can refuse a session made within the skew
+// after the Membership came back (fail closed), and the store revocation
+// covers a session made within the skew before it went. A Membership
+// disabled while no replica runs is refused while disabled, but nothing
+// revokes its sessions in the store.
 
 // memberKey names one user's membership of one organization.
 type memberKey struct{ email, orgRef string }

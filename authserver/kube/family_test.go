@@ -221,6 +221,8 @@ func TestSessionFamiliesOnKubernetes(t *testing.T) {
 			tn.dead(t, "switched", sw)
 			tn.dead(t, "switched twice", twice)
 			if tc.name == "password reset" {
+				code, body := tn.post(t, "/auth/login", map[string]string{"email": "alice@acme.com", "password": "a brand new passphrase", "organization": acme})
+				tn.live(t, "a sign-in with the new password", sessionOf(t, code, body))
 				return
 			}
 			tn.live(t, "another sign-in of the same user", other)
