@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tenantauth/tenantauth/internal/apikey"
 )
@@ -25,6 +26,8 @@ type Principal struct {
 	Role      string
 	SessionID string
 	AMR       []string
+	// AuthTime is when the session's family signed in.
+	AuthTime time.Time
 	// ViaCookie is set when the session came from the session cookie,
 	// which makes state-changing requests need a CSRF token.
 	ViaCookie bool
@@ -128,19 +131,14 @@ func (s *Server) verifyAccessToken(ctx context.Context, token string) (*Principa
 	}
 	m, ok := s.dir.MemberOf(c.Email, org.Ref)
 	if !ok {
-		return nil, errf(http.StatusUnauthorized, "membership_inactive", "the membership behind this token was disabled or removed")
+		return nil, errMembershipInactive
 	}
-	rec, err := s.store.Get(ctx, KindSession, c.SessionID)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil, errf(http.StatusUnauthorized, "session_revoked", "the session of this token has ended")
-	case err != nil:
+	f, err := s.checkSessionFor(ctx, c, org)
+	if err != nil {
 		return nil, err
-	case rec.Revoked:
-		return nil, errf(http.StatusUnauthorized, "session_revoked", "the session of this token has ended")
 	}
 	return &Principal{Kind: kindUser, Org: org, UserID: c.Subject, Email: c.Email, Role: m.Role,
-		SessionID: c.SessionID, AMR: c.AMR}, nil
+		SessionID: c.SessionID, AMR: c.AMR, AuthTime: f.AuthTime}, nil
 }
 
 func orgRef(o *Org) string {

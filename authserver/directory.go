@@ -113,6 +113,8 @@ type Directory struct {
 	apiKeys   map[string]*APIKeyInfo // by key ID
 	keyHashes map[string]string      // key ID -> hash
 	synced    bool
+	// removed are called after a membership is deleted or disabled.
+	removed []func(Member)
 }
 
 // NewDirectory returns an empty directory.
@@ -176,9 +178,38 @@ func (d *Directory) PutKeys(orgRef string, ks *KeySet) {
 	d.keys[orgRef] = ks
 }
 
+// OnMemberRemoved registers f to run, outside the directory's lock, after
+// an active membership is deleted or disabled (or moved to another email or
+// organization). f runs on the caller's goroutine, the informer's, so it
+// must not block.
+func (d *Directory) OnMemberRemoved(f func(Member)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.removed = append(d.removed, f)
+}
+
+// memberEnded calls the OnMemberRemoved hooks when the change from old to
+// m (nil: deleted) ends an active membership.
+func (d *Directory) memberEnded(old, m *Member) {
+	if old == nil || old.Disabled {
+		return
+	}
+	if m != nil && !m.Disabled && m.Email == old.Email && m.OrgRef == old.OrgRef {
+		return
+	}
+	d.mu.RLock()
+	hooks := d.removed
+	d.mu.RUnlock()
+	for _, f := range hooks {
+		f(*old)
+	}
+}
+
 // PutMember adds or replaces a membership.
 func (d *Directory) PutMember(m *Member) {
 	d.mu.Lock()
+	old := d.members[m.Ref]
+	defer func() { d.memberEnded(old, m) }()
 	defer d.mu.Unlock()
 	d.deleteMemberLocked(m.Ref)
 	d.members[m.Ref] = m
@@ -193,8 +224,10 @@ func (d *Directory) PutMember(m *Member) {
 // DeleteMember removes a membership.
 func (d *Directory) DeleteMember(ref string) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	old := d.members[ref]
 	d.deleteMemberLocked(ref)
+	d.mu.Unlock()
+	d.memberEnded(old, nil)
 }
 
 func (d *Directory) deleteMemberLocked(ref string) {

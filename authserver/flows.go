@@ -217,6 +217,19 @@ func (d *Directory) memberAnyState(email, orgRef string) (*Member, bool) {
 	return nil, false
 }
 
+// memberElsewhere reports whether email has a membership, disabled or
+// not, of an organization other than orgRef.
+func (d *Directory) memberElsewhere(email, orgRef string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for ref := range d.byEmail[email] {
+		if m := d.members[ref]; m.OrgRef != orgRef {
+			return true
+		}
+	}
+	return false
+}
+
 // signupAllowed reports whether the organization's self-signup admits the
 // email's domain (exact, case-insensitive match).
 func signupAllowed(o *Org, email string) bool {

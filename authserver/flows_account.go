@@ -75,7 +75,8 @@ func (s *Server) sendVerification(ctx context.Context, email, password, orgSel s
 
 // handleVerifyEmail is POST /auth/verify-email: it creates the Membership
 // (a real object through the MembershipWriter), sets the password chosen
-// at signup, puts the member into the directory at once, so the session
+// at signup for a new user only (an existing user keeps their credentials
+// and gets a notice mail instead), puts the member into the directory at once, so the session
 // does not wait for the informer, and answers with a session (or the
 // intermediate response when the organization requires MFA).
 func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error {
@@ -140,13 +141,45 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 	case member.Disabled:
 		return errf(http.StatusForbidden, "membership_disabled", "your membership of this organization is disabled")
 	}
-	if err := s.UpdateCredentials(ctx, ot.UserID, func(c *Credentials) error {
-		c.PasswordHash = ot.PasswordHash
-		return nil
-	}); err != nil {
+	existing, err := s.adoptSignupPassword(ctx, ot, org)
+	if err != nil {
 		return err
 	}
+	if existing {
+		if err := s.deliver(ctx, addedToOrgMail(s, ot.Email, org)); err != nil {
+			s.log.Error(err, "could not queue the added-to-organization notice", "organization", org.Slug)
+		}
+	}
 	return s.completeLogin(ctx, w, user{ID: ot.UserID, Email: ot.Email}, []string{"email"}, Membership{Member: member, Org: org}, nil)
+}
+
+// errKeepCredentials stops UpdateCredentials without a write.
+var errKeepCredentials = errors.New("credentials kept")
+
+// adoptSignupPassword sets the password chosen at register, but only for a
+// new user: signup never changes an existing user's credentials (DESIGN.md
+// section 3). A user is existing when they have a password, or a
+// membership of any other organization: whoever registered may not be the
+// owner of the mailbox who clicked the link, and the password they chose
+// must not become a way into the user's other organizations. existing
+// reports that the password was discarded.
+func (s *Server) adoptSignupPassword(ctx context.Context, ot *oneTime, org *Org) (existing bool, err error) {
+	existing = s.dir.memberElsewhere(ot.Email, org.Ref)
+	err = s.UpdateCredentials(ctx, ot.UserID, func(c *Credentials) error {
+		switch {
+		case c.PasswordHash == ot.PasswordHash && c.PasswordHash != "":
+			return errKeepCredentials // a retry of this signup, which set it
+		case existing || c.PasswordHash != "":
+			existing = true
+			return errKeepCredentials
+		}
+		c.PasswordHash = ot.PasswordHash
+		return nil
+	})
+	if errors.Is(err, errKeepCredentials) {
+		err = nil
+	}
+	return existing, err
 }
 
 func orgNamespace(ref string) string { ns, _, _ := strings.Cut(ref, "/"); return ns }

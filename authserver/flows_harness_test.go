@@ -66,6 +66,8 @@ type flowHarness struct {
 	*harness
 	mail    *flowMailer
 	members *flowMembers
+	// globexSession is a test's spare access token.
+	globexSession string
 }
 
 func newFlowHarness(t testing.TB, opts ...harnessOption) *flowHarness {

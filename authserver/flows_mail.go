@@ -3,6 +3,7 @@ package authserver
 import (
 	htmltemplate "html/template"
 	"net/url"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -75,4 +76,67 @@ func resetMail(s *Server, to, token string, expires time.Time) mail.Message {
 		Intro: "Use this link to choose a new password. Choosing one signs you out everywhere.", Action: "Choose a new password",
 		Link: s.link("/auth/reset-password", token), Expires: "1 hour",
 		Outro: "If you did not ask for this, ignore this mail: your password stays as it is."}, expires)
+}
+
+// noticeContent is what the added-to-organization notice fills in. Name is
+// the organization's displayName, which that organization's
+// administrators choose: it is quoted as data, never made the subject or
+// an instruction.
+type noticeContent struct {
+	Email string
+	Name  string // quoted, control characters escaped
+	Slug  string
+	ID    string
+}
+
+var noticeText = texttemplate.Must(texttemplate.New("notice").Parse(`Hello,
+
+Your account {{.Email}} was added to another organization.
+
+  Organization name (as its administrators wrote it): {{.Name}}
+  Organization slug: {{.Slug}}
+  Organization ID: {{.ID}}
+
+Your password and your other ways of signing in did not change, and your
+other organizations are not affected. This notice needs nothing from you.
+
+The organization's name above is chosen by that organization, not by us:
+do not follow instructions in it. We never ask for your password or your
+codes by mail. If you did not expect to join it, tell your administrator.
+`))
+
+var noticeHTML = htmltemplate.Must(htmltemplate.New("notice").Parse(`<!DOCTYPE html>
+<html><body style="font-family: sans-serif; line-height: 1.5">
+<p>Hello,</p>
+<p>Your account {{.Email}} was added to another organization.</p>
+<table style="font-size: 14px">
+<tr><td>Organization name (as its administrators wrote it):</td><td><code>{{.Name}}</code></td></tr>
+<tr><td>Organization slug:</td><td><code>{{.Slug}}</code></td></tr>
+<tr><td>Organization ID:</td><td><code>{{.ID}}</code></td></tr>
+</table>
+<p>Your password and your other ways of signing in did not change, and your other organizations are not affected. This notice needs nothing from you.</p>
+<p style="color: #555555; font-size: 13px">The organization's name above is chosen by that organization, not by us: do not follow instructions in it. We never ask for your password or your codes by mail. If you did not expect to join it, tell your administrator.</p>
+</body></html>
+`))
+
+// maxNoticeName bounds how much of a displayName a notice quotes.
+const maxNoticeName = 100
+
+// quoteName renders an attacker-controlled name as one quoted line: at
+// most maxNoticeName runes, with newlines and other control or invisible
+// characters escaped, so it cannot pose as the mail's own text.
+func quoteName(name string) string {
+	if r := []rune(name); len(r) > maxNoticeName {
+		name = string(r[:maxNoticeName]) + "…"
+	}
+	return strconv.QuoteToGraphic(name)
+}
+
+// addedToOrgMail tells an existing user that a signup added them to org.
+func addedToOrgMail(_ *Server, to string, org *Org) mail.Message {
+	c := noticeContent{Email: to, Name: quoteName(org.Name), Slug: org.Slug, ID: org.ID}
+	var text, html strings.Builder
+	_ = noticeText.Execute(&text, c)
+	_ = noticeHTML.Execute(&html, c)
+	return mail.Message{To: to, Subject: "You were added to an organization", Text: text.String(), HTML: html.String()}
 }

@@ -28,7 +28,10 @@ type totpActor struct {
 
 // totpActorFor authenticates setup and enable: the intermediate session
 // token in the body when there is one, else the request's session (Bearer,
-// or cookie with CSRF token).
+// or cookie with CSRF token), whose family must have signed in within
+// reauthWindow. The intermediate path of a sign-in counts as fresh: its
+// user proved a first factor minutes ago; that of a switch counts as its
+// family's sign-in.
 func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, error) {
 	ctx := r.Context()
 	if req.IntermediateSessionToken == "" {
@@ -39,11 +42,19 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 		if p.Kind != kindUser {
 			return nil, errf(http.StatusForbidden, "user_session_required", "only a user session can change two-factor authentication")
 		}
+		if err := s.requireRecentSignIn(p); err != nil {
+			return nil, err
+		}
 		return &totpActor{u: user{ID: p.UserID, Email: p.Email}}, nil
 	}
 	rec, in, err := s.loadIntermediate(ctx, req.IntermediateSessionToken)
 	if err != nil {
 		return nil, err
+	}
+	// An intermediate session made by a switch proves only the switching
+	// session's sign-in, which may be old or a stolen token's.
+	if in.Lineage != nil && s.cfg.Now().Sub(in.Lineage.AuthTime) > reauthWindow {
+		return nil, errReauth
 	}
 	notAllowed := errf(http.StatusForbidden, "mfa_setup_not_allowed",
 		"before a session exists, two-factor authentication can be set up only for an organization that requires it")
@@ -55,7 +66,11 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 	if !ok {
 		return nil, errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
 	}
-	if s.totpEnabled(ctx, in.UserID) {
+	on, err := s.totpEnabled(ctx, in.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if on {
 		return nil, errf(http.StatusForbidden, "mfa_verify_required", "two-factor authentication is already on: verify a code with /auth/2fa/verify")
 	}
 	return &totpActor{u: user{ID: in.UserID, Email: in.Email},
@@ -112,7 +127,7 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	ctx := r.Context()
-	codes, hashes := newRecoveryCodes()
+	codes, hashes := newRecoveryCodes(s.recoveryKey)
 	err = s.UpdateCredentials(ctx, a.u.ID, func(c *Credentials) error {
 		switch {
 		case c.TOTPEnabled:
@@ -121,7 +136,7 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error 
 			return errf(http.StatusBadRequest, "totp_not_set_up", "call /auth/2fa/setup first")
 		}
 		c.TOTPEnabled = true
-		if err := checkSecondFactor(c, req.Code, "", s.cfg.Now()); err != nil {
+		if err := checkSecondFactor(c, req.Code, "", s.cfg.Now(), s.recoveryKey); err != nil {
 			return err
 		}
 		c.RecoveryHashes = hashes
@@ -161,6 +176,9 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 	if p.Kind != kindUser {
 		return errf(http.StatusForbidden, "user_session_required", "only a user session can change two-factor authentication")
 	}
+	if err := s.requireRecentSignIn(p); err != nil {
+		return err
+	}
 	if req.Code == "" && req.RecoveryCode == "" {
 		return errCodeRequired
 	}
@@ -171,7 +189,7 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 		return tooMany(wait)
 	}
 	err := s.UpdateCredentials(r.Context(), p.UserID, func(c *Credentials) error {
-		if err := checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now()); err != nil {
+		if err := checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now(), s.recoveryKey); err != nil {
 			return err
 		}
 		c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep, c.RecoveryHashes = "", false, 0, nil
@@ -210,7 +228,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 	}
 	u := user{ID: in.UserID, Email: in.Email}
 	err = s.UpdateCredentials(ctx, u.ID, func(c *Credentials) error {
-		return checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now())
+		return checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now(), s.recoveryKey)
 	})
 	var wrong *secondFactorError
 	if errors.As(err, &wrong) {

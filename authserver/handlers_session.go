@@ -1,6 +1,9 @@
 package authserver
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/mail"
 	"strings"
@@ -132,8 +135,12 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 
 // switchOrganization exchanges the caller's session for one in another of
 // their organizations without signing in again, as Stytch's
-// sessions/exchange does. The second factor carries over only when the
-// target does not need more than the current session proved.
+// sessions/exchange does. The new session joins the caller's session
+// family: it keeps the family's sign-in time, absolute expiry and amr, and
+// ends with it (logout, reuse, reset). So a leaked access token cannot
+// become a session that outlives, or survives, the one it came from. The
+// second factor carries over only when the target does not need more than
+// the current session proved.
 func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, target string) error {
 	p, err := s.authenticateRequest(r)
 	if err != nil {
@@ -142,14 +149,44 @@ func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, targ
 	if p.Kind != kindUser {
 		return errf(http.StatusForbidden, "user_session_required", "only a user session can switch organizations")
 	}
+	ctx := r.Context()
+	src, err := s.liveSession(ctx, p)
+	if err != nil {
+		return err
+	}
 	m, ok := findMembership(s.dir.Memberships(p.Email), target)
 	if !ok {
 		return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
 	}
-	if !s.methodAllowed(m.Org, p.AMR) {
+	if !s.methodAllowed(m.Org, src.AMR) {
 		return errf(http.StatusForbidden, "auth_method_disabled", "that organization does not allow this way of signing in")
 	}
-	return s.completeLogin(r.Context(), w, user{ID: p.UserID, Email: p.Email}, p.AMR, m, nil)
+	lin := &lineage{FamilyID: src.FamilyID, AuthTime: src.AuthTime, AbsoluteExpiresAt: src.AbsoluteExpiresAt}
+	return s.completeLoginIn(ctx, w, user{ID: src.UserID, Email: src.Email}, src.AMR, m, nil, lin)
+}
+
+// liveSession reads the principal's session for a switch: it must be the
+// principal's, live, inside both its TTLs, and in a family. A session from
+// before families has no family to join, so it must sign in again.
+func (s *Server) liveSession(ctx context.Context, p *Principal) (*session, error) {
+	var sess session
+	_, err := load(ctx, s.store, KindSession, p.SessionID, &sess)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errSessionEnded
+	case err != nil:
+		return nil, fmt.Errorf("read session to switch: %w", err)
+	}
+	now := s.cfg.Now()
+	switch {
+	case sess.RevokedAt != nil, sess.UserID != p.UserID, sess.OrgID != p.Org.ID:
+		return nil, errSessionEnded
+	case !now.Before(sess.IdleExpiresAt), !now.Before(sess.AbsoluteExpiresAt):
+		return nil, errf(http.StatusUnauthorized, "session_expired", "the session expired; sign in again")
+	case sess.FamilyID == "":
+		return nil, errf(http.StatusUnauthorized, "session_expired", "this session predates session families; sign in again to switch")
+	}
+	return &sess, nil
 }
 
 // methodAllowed checks the organization allows the first factor in amr.

@@ -25,6 +25,9 @@ type intermediate struct {
 	Hash      string    `json:"hash"`
 	Failures  int       `json:"failures,omitempty"`
 	Spent     bool      `json:"spent,omitempty"`
+	// Lineage is set when a switch of organizations owes a second factor:
+	// the session it ends in joins the switching session's family.
+	Lineage *lineage `json:"lineage,omitempty"`
 }
 
 // intermediateResponse is the contract's intermediate response.
@@ -38,9 +41,15 @@ type intermediateResponse struct {
 
 // startIntermediate records an intermediate session and builds its answer.
 func (s *Server) startIntermediate(ctx context.Context, u user, amr []string, org *Org, mfa bool) (*intermediateResponse, error) {
+	return s.startIntermediateIn(ctx, u, amr, org, mfa, nil)
+}
+
+// startIntermediateIn is startIntermediate for a sign-in that continues
+// the family lin (nil: a new sign-in).
+func (s *Server) startIntermediateIn(ctx context.Context, u user, amr []string, org *Org, mfa bool, lin *lineage) (*intermediateResponse, error) {
 	token, id, hash := newOpaque(prefixIntermediate)
 	now := s.cfg.Now().UTC()
-	in := &intermediate{UserID: u.ID, Email: u.Email, AMR: amr, ExpiresAt: now.Add(intermediateTTL), Hash: hash}
+	in := &intermediate{UserID: u.ID, Email: u.Email, AMR: amr, ExpiresAt: now.Add(intermediateTTL), Hash: hash, Lineage: lin}
 	if org != nil {
 		in.OrgRef = org.Ref
 	}
@@ -114,10 +123,27 @@ type pending struct {
 // completeLogin turns a proven user and a chosen organization into a
 // session, or into an intermediate session when a second factor is owed.
 // A presented intermediate session is spent only when a session is made.
+// The session starts a family unless the intermediate session continues
+// one.
 func (s *Server) completeLogin(ctx context.Context, w http.ResponseWriter, u user, amr []string, m Membership, p *pending) error {
-	if s.mfaOwed(ctx, u, amr, m.Org) {
+	var lin *lineage
+	if p != nil {
+		lin = p.in.Lineage
+	}
+	return s.completeLoginIn(ctx, w, u, amr, m, p, lin)
+}
+
+// completeLoginIn is completeLogin for a session in the family lin (nil: a
+// new family). When the store cannot say whether a second factor is owed,
+// the answer is its error (503), never a session.
+func (s *Server) completeLoginIn(ctx context.Context, w http.ResponseWriter, u user, amr []string, m Membership, p *pending, lin *lineage) error {
+	owed, err := s.mfaOwed(ctx, u, amr, m.Org)
+	if err != nil {
+		return err
+	}
+	if owed {
 		if p == nil {
-			resp, err := s.startIntermediate(ctx, u, amr, m.Org, true)
+			resp, err := s.startIntermediateIn(ctx, u, amr, m.Org, true, lin)
 			if err != nil {
 				return err
 			}
@@ -142,7 +168,7 @@ func (s *Server) completeLogin(ctx context.Context, w http.ResponseWriter, u use
 			return err
 		}
 	}
-	resp, err := s.startSession(ctx, u, m.Org, m.Member.Role, amr)
+	resp, err := s.startSession(ctx, u, m.Org, m.Member.Role, amr, lin)
 	if err != nil {
 		return err
 	}
@@ -151,24 +177,31 @@ func (s *Server) completeLogin(ctx context.Context, w http.ResponseWriter, u use
 }
 
 // mfaOwed reports whether u must still pass TOTP for org: when the user
-// has TOTP on, or the organization requires it, and amr lacks otp.
-func (s *Server) mfaOwed(ctx context.Context, u user, amr []string, org *Org) bool {
+// has TOTP on, or the organization requires it, and amr lacks otp. An
+// error means the store could not say; callers answer it, never a session.
+func (s *Server) mfaOwed(ctx context.Context, u user, amr []string, org *Org) (bool, error) {
 	for _, a := range amr {
 		if a == "otp" {
-			return false
+			return false, nil
 		}
 	}
 	if org.MFARequired {
-		return true
+		return true, nil
 	}
 	return s.totpEnabled(ctx, u.ID)
 }
 
-// totpEnabled reports whether the user has turned TOTP on.
-func (s *Server) totpEnabled(ctx context.Context, userID string) bool {
+// totpEnabled reports whether the user has turned TOTP on. A user with no
+// credentials record has no TOTP; any other store error is returned, so
+// the caller fails closed.
+func (s *Server) totpEnabled(ctx context.Context, userID string) (bool, error) {
 	var c Credentials
-	if _, err := load(ctx, s.store, KindCredentials, userID, &c); err != nil {
-		return false
+	_, err := load(ctx, s.store, KindCredentials, userID, &c)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
 	}
-	return c.TOTPEnabled
+	if err != nil {
+		return false, fmt.Errorf("read credentials for the second-factor decision: %w", err)
+	}
+	return c.TOTPEnabled, nil
 }

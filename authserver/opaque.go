@@ -48,18 +48,62 @@ func newOpaque(prefix string) (token, id, hash string) {
 	return prefix + "_" + id + "." + secret, id, hashSecret(secret)
 }
 
+// idLen and secretLen are the lengths newID and newSecret make.
+const (
+	idLen     = 20
+	secretLen = 43
+)
+
 // parseOpaque splits a token of the given prefix. ok is false for anything
-// malformed; callers answer that like an unknown token.
+// the server could not have made (wrong prefix, length or alphabet), so a
+// store never sees a name it did not make; callers answer that like an
+// unknown token, before any store call.
 func parseOpaque(prefix, token string) (id, secret string, ok bool) {
 	rest, found := strings.CutPrefix(token, prefix+"_")
 	if !found {
 		return "", "", false
 	}
 	id, secret, found = strings.Cut(rest, ".")
-	if !found || len(id) != 20 || len(secret) != 43 {
+	if !found || !isID(id) || !isSecret(secret) {
 		return "", "", false
 	}
 	return id, secret, true
+}
+
+// validRecordID reports whether id is prefix followed by an ID newID made,
+// as session IDs in the sid claim are.
+func validRecordID(prefix, id string) bool {
+	rest, ok := strings.CutPrefix(id, prefix)
+	return ok && isID(rest)
+}
+
+// isID reports whether s has newID's length and alphabet (lower-case
+// base32).
+func isID(s string) bool {
+	if len(s) != idLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// isSecret reports whether s has newSecret's length and alphabet
+// (unpadded base64url).
+func isSecret(s string) bool {
+	if len(s) != secretLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 func hashSecret(secret string) string {

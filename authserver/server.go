@@ -39,7 +39,8 @@ type Config struct {
 	// TrustForwardedFor takes the client IP from X-Forwarded-For; only for
 	// servers behind a proxy that sets it.
 	TrustForwardedFor bool
-	// Secret keys derived values shared by every replica (CSRF tokens).
+	// Secret keys derived values shared by every replica (CSRF tokens,
+	// recovery-code hashes). It is never logged.
 	Secret []byte
 	// RefreshGrace is how long a just-rotated refresh token may be retried
 	// without the retry counting as reuse.
@@ -89,14 +90,21 @@ func (c *Config) defaults() {
 
 // Server is the auth server's HTTP handler and its state.
 type Server struct {
-	cfg       Config
-	dir       *Directory
-	store     Store
-	log       logr.Logger
-	limiter   *rateLimiter
-	verified  *tokenCache
-	metrics   *Metrics
-	csrfKey   []byte
+	cfg      Config
+	dir      *Directory
+	store    Store
+	log      logr.Logger
+	limiter  *rateLimiter
+	verified *tokenCache
+	metrics  *Metrics
+	csrfKey  []byte
+	// recoveryKey keys the hashes of TOTP recovery codes; like csrfKey it
+	// is derived from Config.Secret, so every replica holds the same one.
+	recoveryKey []byte
+	// facts caches sessions' fixed facts; removals remembers memberships
+	// that ended (member_removal.go).
+	facts     *factsCache
+	removals  memberRemovals
 	handler   http.Handler
 	userIDKey []byte
 	// mailer sends account mails (through a queue); members creates
@@ -137,11 +145,20 @@ func New(cfg Config, dir *Directory, store Store, userIDKey []byte, opts ...Opti
 	}
 	s.limiter = newRateLimiter(cfg.RateLimitPerMinute, time.Minute, cfg.Now)
 	s.verified = newTokenCache(100_000)
-	m := hmac.New(sha256.New, cfg.Secret)
-	m.Write([]byte("tenantauth csrf v1"))
-	s.csrfKey = m.Sum(nil)
+	s.csrfKey = deriveKey(cfg.Secret, "tenantauth csrf v1")
+	s.recoveryKey = deriveKey(cfg.Secret, "tenantauth recovery-code v1")
+	s.facts = newFactsCache(100_000)
+	dir.OnMemberRemoved(s.memberRemoved)
 	s.handler = s.routes()
 	return s
+}
+
+// deriveKey derives a purpose-bound key from the server secret, so no two
+// uses of the secret share a key.
+func deriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // ServeHTTP serves the API.

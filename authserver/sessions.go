@@ -8,15 +8,19 @@ import (
 	"time"
 )
 
-// session is a login's server-side state: one per login, across every
-// refresh that descends from it.
+// session is an org-scoped session's server-side state, across every
+// refresh that descends from it. It belongs to the family of the sign-in
+// it came from (see family.go).
 type session struct {
-	UserID            string    `json:"user_id"`
-	Email             string    `json:"email"`
-	OrgRef            string    `json:"org_ref"`
-	OrgID             string    `json:"org_id"`
-	AMR               []string  `json:"amr"`
-	CreatedAt         time.Time `json:"created_at"`
+	UserID    string    `json:"user_id"`
+	Email     string    `json:"email"`
+	OrgRef    string    `json:"org_ref"`
+	OrgID     string    `json:"org_id"`
+	AMR       []string  `json:"amr"`
+	FamilyID  string    `json:"family_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// AuthTime is when the family signed in; a switch keeps it.
+	AuthTime          time.Time `json:"auth_time,omitempty"`
 	IdleExpiresAt     time.Time `json:"idle_expires_at"`
 	AbsoluteExpiresAt time.Time `json:"absolute_expires_at"`
 	// RefreshHash is the hash of the one refresh token that may be used.
@@ -80,16 +84,30 @@ type orgInfo struct {
 }
 
 // startSession creates a session for u in org and issues its first tokens.
-func (s *Server) startSession(ctx context.Context, u user, org *Org, role string, amr []string) (*sessionResponse, error) {
+// Without a lineage it is a sign-in and starts a family; with one (a
+// switch) it joins that family, keeping its sign-in time and never
+// outliving its absolute expiry.
+func (s *Server) startSession(ctx context.Context, u user, org *Org, role string, amr []string, lin *lineage) (*sessionResponse, error) {
 	now := s.cfg.Now().UTC()
+	absolute := now.Add(org.AbsoluteTTL)
+	if lin == nil {
+		var err error
+		if lin, err = s.createFamily(ctx, u.ID, amr, now, absolute); err != nil {
+			return nil, err
+		}
+	}
+	absolute = minTime(absolute, lin.AbsoluteExpiresAt)
+	if !now.Before(absolute) {
+		return nil, errf(http.StatusUnauthorized, "session_expired", "the sign-in this session came from has expired; sign in again")
+	}
 	token, id, hash := newOpaque(prefixRefresh)
 	sess := &session{
 		UserID: u.ID, Email: u.Email, OrgRef: org.Ref, OrgID: org.ID, AMR: amr, CreatedAt: now,
-		IdleExpiresAt:     now.Add(org.IdleTTL),
-		AbsoluteExpiresAt: now.Add(org.AbsoluteTTL),
+		FamilyID: lin.FamilyID, AuthTime: lin.AuthTime,
+		IdleExpiresAt:     minTime(now.Add(org.IdleTTL), absolute),
+		AbsoluteExpiresAt: absolute,
 		RefreshHash:       hash,
 	}
-	sess.IdleExpiresAt = minTime(sess.IdleExpiresAt, sess.AbsoluteExpiresAt)
 	// The record is collectable once idle: each refresh moves that on.
 	rec := &Record{Kind: KindSession, ID: sessionIDPrefix + id, UserID: u.ID, ExpiresAt: sess.IdleExpiresAt}
 	if err := save(ctx, s.store, rec, sess); err != nil {
@@ -167,8 +185,11 @@ func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, e
 			return nil, errf(http.StatusUnauthorized, "session_revoked", "the session's organization no longer exists")
 		}
 		m, ok := s.dir.MemberOf(sess.Email, org.Ref)
-		if !ok {
+		if !ok || s.removals.endedBefore(sess.Email, org.Ref, sess.CreatedAt) {
 			return nil, errf(http.StatusUnauthorized, "membership_inactive", "the membership was disabled or removed")
+		}
+		if err := s.checkFamily(ctx, sess.FamilyID); err != nil {
+			return nil, err
 		}
 		next, _, nextHash := newOpaqueFor(prefixRefresh, id)
 		sess.Spent = append(sess.Spent, spentToken{Hash: sess.RefreshHash, At: now})
@@ -206,6 +227,9 @@ func (s *Server) refreshMismatch(ctx context.Context, rec *Record, sess *session
 		if err := s.revokeRecord(ctx, rec, sess, "refresh_token_reused"); err != nil {
 			return err
 		}
+		if err := s.revokeFamily(ctx, sess.UserID, sess.FamilyID, "refresh_token_reused"); err != nil {
+			return err
+		}
 		return errf(http.StatusUnauthorized, "refresh_token_reused", "a used refresh token was presented again; the session is revoked")
 	}
 	return errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
@@ -237,7 +261,8 @@ func (s *Server) revokeRecord(ctx context.Context, rec *Record, sess *session, r
 	return fmt.Errorf("revoke session %s: too many concurrent changes", rec.ID)
 }
 
-// revokeSession ends one session by ID.
+// revokeSession ends the family of the session sid: the session itself
+// and every session switched from or to it.
 func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
 	var sess session
 	rec, err := load(ctx, s.store, KindSession, sid, &sess)
@@ -247,25 +272,29 @@ func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
 	if err != nil {
 		return err
 	}
-	return s.revokeRecord(ctx, rec, &sess, reason)
+	if err := s.revokeRecord(ctx, rec, &sess, reason); err != nil {
+		return err
+	}
+	return s.revokeFamily(ctx, sess.UserID, sess.FamilyID, reason)
 }
 
-// RevokeUserSessions ends every session of a user, as a password reset
-// must.
+// RevokeUserSessions ends every session family of a user, and so every
+// session, as a password reset must.
 func (s *Server) RevokeUserSessions(ctx context.Context, userID, reason string) error {
-	recs, err := s.store.ListByUser(ctx, KindSession, userID)
+	fams, err := s.store.ListByUser(ctx, KindFamily, userID)
 	if err != nil {
 		return err
 	}
-	for _, rec := range recs {
+	for _, rec := range fams {
 		if rec.Revoked {
 			continue
 		}
-		if err := s.revokeSession(ctx, rec.ID, reason); err != nil {
+		if err := s.revokeFamily(ctx, userID, rec.ID, reason); err != nil {
 			return err
 		}
 	}
-	return nil
+	// Sessions from before families, and any a family listing missed.
+	return s.revokeSessionsWhere(ctx, userID, reason, func(*session) bool { return true })
 }
 
 // newOpaqueFor makes a token for an existing record ID.

@@ -13,6 +13,9 @@ const (
 	KindSession     = "session"
 	KindCredentials = "credentials"
 	KindToken       = "token"
+	// KindFamily records a session family: every session descended from
+	// one sign-in names it, and revoking it ends them all.
+	KindFamily = "family"
 )
 
 // Errors a Store returns. Any other error means the store could not be

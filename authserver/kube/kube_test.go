@@ -118,6 +118,7 @@ func TestKubeStoreConformance(t *testing.T) {
 // here the way the operator makes them.
 type tenant struct {
 	ns, sys  string
+	store    *Store
 	srv      *authserver.Server
 	http     *httptest.Server
 	apiKey   string
@@ -193,7 +194,7 @@ func newTenant(t testing.TB) *tenant {
 	g.Expect(srv.SetPassword(ctx, identity.UserID(key, "alice@acme.com"), "correct horse battery")).To(Succeed())
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &tenant{ns: ns, sys: sys, srv: srv, http: hs, apiKey: plain, apiKeyCR: ak, dir: dir, orgID: orgID}
+	return &tenant{ns: ns, sys: sys, store: st, srv: srv, http: hs, apiKey: plain, apiKeyCR: ak, dir: dir, orgID: orgID}
 }
 
 func (tn *tenant) post(t testing.TB, path string, body any, headers ...string) (int, map[string]any) {

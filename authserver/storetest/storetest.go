@@ -131,6 +131,34 @@ func Run(t *testing.T, st authserver.Store) {
 		}
 	})
 
+	t.Run("session families: kinds kept apart, revocation readable", func(t *testing.T) {
+		// A family and a session may share an ID suffix; each kind is its
+		// own namespace, and a family's Revoked flag reads back without
+		// decoding, as the hot path needs.
+		fam := &authserver.Record{Kind: authserver.KindFamily, ID: id("fam_x"), UserID: "usr_dora", Data: []byte(`{"f":1}`)}
+		ses := &authserver.Record{Kind: authserver.KindSession, ID: id("fam_x"), UserID: "usr_dora", Data: []byte(`{"s":1}`)}
+		for _, r := range []*authserver.Record{fam, ses} {
+			if err := st.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fam.Revoked = true
+		if err := st.Update(ctx, fam); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Get(ctx, authserver.KindFamily, id("fam_x"))
+		if err != nil || !got.Revoked || string(got.Data) != `{"f":1}` {
+			t.Fatalf("family read back: %+v, %v", got, err)
+		}
+		if s, err := st.Get(ctx, authserver.KindSession, id("fam_x")); err != nil || s.Revoked || string(s.Data) != `{"s":1}` {
+			t.Fatalf("session of the same ID: %+v, %v", s, err)
+		}
+		fams, err := st.ListByUser(ctx, authserver.KindFamily, "usr_dora")
+		if err != nil || len(fams) != 1 || fams[0].Kind != authserver.KindFamily || !fams[0].Revoked {
+			t.Fatalf("families of dora: %+v, %v", fams, err)
+		}
+	})
+
 	t.Run("delete and expire", func(t *testing.T) {
 		old := &authserver.Record{Kind: authserver.KindToken, ID: id("old"), ExpiresAt: time.Now().Add(-time.Minute), Data: []byte(`{}`)}
 		keep := &authserver.Record{Kind: authserver.KindToken, ID: id("keep"), ExpiresAt: time.Now().Add(time.Hour), Data: []byte(`{}`)}

@@ -1,0 +1,239 @@
+package authserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Session families (DESIGN.md section 4). A sign-in (password, magic link,
+// verified signup) starts a family: one store record that every session
+// descended from the sign-in names. Switching organizations with a live
+// session makes a new session in the same family, which keeps the
+// family's sign-in time, absolute expiry and amr, so a switch can never
+// outlive, or outrank, the sign-in it came from.
+//
+// Ending a family is one compare-and-swap on its record, and every check
+// of a session (verify, /auth/me, logout, refresh, switch) reads that
+// record. So no session of a revoked family survives the write, not even
+// one that a concurrent switch made a moment after the sessions were
+// listed. Marking each session revoked as well is bookkeeping that makes
+// the answers say session_revoked and lets the records be collected.
+
+// familyIDPrefix starts family record IDs.
+const familyIDPrefix = "fam_"
+
+// reauthWindow is how recent a family's sign-in must be for sensitive
+// account changes (DESIGN.md section 8).
+const reauthWindow = 10 * time.Minute
+
+// family is the record of one sign-in.
+type family struct {
+	UserID            string     `json:"user_id"`
+	AuthTime          time.Time  `json:"auth_time"`
+	AbsoluteExpiresAt time.Time  `json:"absolute_expires_at"`
+	AMR               []string   `json:"amr"`
+	RevokedAt         *time.Time `json:"revoked_at,omitempty"`
+	Reason            string     `json:"revoke_reason,omitempty"`
+}
+
+// lineage is what a session made by a switch inherits from its family.
+type lineage struct {
+	FamilyID          string    `json:"family_id"`
+	AuthTime          time.Time `json:"auth_time"`
+	AbsoluteExpiresAt time.Time `json:"absolute_expires_at"`
+}
+
+// errSessionEnded answers a session whose family or record is gone.
+var errSessionEnded = errf(http.StatusUnauthorized, "session_revoked", "the session of this token has ended")
+
+// errReauth answers a sensitive change from a sign-in older than
+// reauthWindow.
+var errReauth = errf(http.StatusForbidden, "reauthentication_required",
+	"this change needs a sign-in within the last 10 minutes: sign in again, then retry")
+
+// createFamily records a new sign-in's family and returns its lineage.
+func (s *Server) createFamily(ctx context.Context, userID string, amr []string, now, absolute time.Time) (*lineage, error) {
+	fam := &family{UserID: userID, AuthTime: now, AbsoluteExpiresAt: absolute, AMR: amr}
+	rec := &Record{Kind: KindFamily, ID: familyIDPrefix + newID(), UserID: userID, ExpiresAt: absolute.Add(revokedRetention)}
+	if err := save(ctx, s.store, rec, fam); err != nil {
+		return nil, fmt.Errorf("create session family: %w", err)
+	}
+	return &lineage{FamilyID: rec.ID, AuthTime: now, AbsoluteExpiresAt: absolute}, nil
+}
+
+// checkFamily answers nil when the family is live, 401 when it was
+// revoked or is gone, and the store's error when the store cannot say.
+// A session from before families (no family ID) stands alone: its own
+// record is checked by the caller.
+func (s *Server) checkFamily(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	rec, err := s.store.Get(ctx, KindFamily, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return errSessionEnded
+	case err != nil:
+		return fmt.Errorf("read session family: %w", err)
+	case rec.Revoked:
+		return errSessionEnded
+	}
+	return nil
+}
+
+// revokeFamily ends every session of a family: the family record first
+// (which ends them all at once), then each session's record.
+func (s *Server) revokeFamily(ctx context.Context, userID, familyID, reason string) error {
+	if familyID == "" {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		var fam family
+		rec, err := load(ctx, s.store, KindFamily, familyID, &fam)
+		if errors.Is(err, ErrNotFound) {
+			break // collected: its sessions fail the family check already
+		}
+		if err != nil {
+			return err
+		}
+		if fam.RevokedAt != nil {
+			break
+		}
+		now := s.cfg.Now().UTC()
+		fam.RevokedAt, fam.Reason, rec.Revoked = &now, reason, true
+		err = save(ctx, s.store, rec, &fam)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrConflict) || attempt == 4 {
+			return fmt.Errorf("revoke session family: %w", err)
+		}
+	}
+	return s.revokeSessionsWhere(ctx, userID, reason, func(sess *session) bool { return sess.FamilyID == familyID })
+}
+
+// revokeSessionsWhere marks revoked every live session of the user that
+// match selects. It lists with the store's live read, so sessions made a
+// moment ago on other replicas are found too.
+func (s *Server) revokeSessionsWhere(ctx context.Context, userID, reason string, match func(*session) bool) error {
+	recs, err := s.store.ListByUser(ctx, KindSession, userID)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if rec.Revoked {
+			continue
+		}
+		var sess session
+		if err := json.Unmarshal(rec.Data, &sess); err != nil {
+			return fmt.Errorf("decode session %s: %w", rec.ID, err)
+		}
+		if !match(&sess) {
+			continue
+		}
+		if err := s.revokeRecord(ctx, rec, &sess, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sessionFacts are the parts of a session that never change after it is
+// made: what a JWT naming it is checked against.
+type sessionFacts struct {
+	UserID    string    `json:"user_id"`
+	Email     string    `json:"email"`
+	OrgID     string    `json:"org_id"`
+	FamilyID  string    `json:"family_id"`
+	CreatedAt time.Time `json:"created_at"`
+	AuthTime  time.Time `json:"auth_time"`
+}
+
+// factsCache remembers sessions' facts by session ID, so the hot path
+// decodes a session record once rather than on every request. Facts never
+// change, so an entry is never stale; revocation is read from the record
+// and its family every time.
+type factsCache struct {
+	mu      sync.RWMutex
+	max     int
+	entries map[string]*sessionFacts
+}
+
+func newFactsCache(max int) *factsCache {
+	return &factsCache{max: max, entries: map[string]*sessionFacts{}}
+}
+
+// facts returns the facts of a session record, decoding it on a miss.
+func (c *factsCache) facts(rec *Record) (*sessionFacts, error) {
+	c.mu.RLock()
+	f, ok := c.entries[rec.ID]
+	c.mu.RUnlock()
+	if ok && f.UserID == rec.UserID {
+		return f, nil
+	}
+	f = &sessionFacts{}
+	if err := json.Unmarshal(rec.Data, f); err != nil {
+		return nil, fmt.Errorf("decode session %s: %w", rec.ID, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		// Evict a random tenth, as tokenCache does.
+		n := c.max / 10
+		for k := range c.entries {
+			delete(c.entries, k)
+			if n--; n <= 0 {
+				break
+			}
+		}
+	}
+	c.entries[rec.ID] = f
+	return f, nil
+}
+
+// checkSessionFor checks that the live session a JWT names belongs to the
+// token's subject, email and organization, that its family is live, and
+// that its membership was not removed after it was made. It returns the
+// session's facts.
+func (s *Server) checkSessionFor(ctx context.Context, c *Claims, org *Org) (*sessionFacts, error) {
+	if !validRecordID(sessionIDPrefix, c.SessionID) {
+		return nil, errInvalidToken
+	}
+	rec, err := s.store.Get(ctx, KindSession, c.SessionID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errSessionEnded
+	case err != nil:
+		return nil, fmt.Errorf("read session: %w", err)
+	case rec.Revoked:
+		return nil, errSessionEnded
+	}
+	f, err := s.facts.facts(rec)
+	if err != nil {
+		return nil, err
+	}
+	if rec.UserID != c.Subject || f.UserID != c.Subject || f.OrgID != c.OrgID || f.Email != c.Email {
+		return nil, errInvalidToken
+	}
+	if s.removals.endedBefore(c.Email, org.Ref, f.CreatedAt) {
+		return nil, errMembershipInactive
+	}
+	if err := s.checkFamily(ctx, f.FamilyID); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// requireRecentSignIn answers 403 reauthentication_required unless the
+// principal's family signed in within reauthWindow.
+func (s *Server) requireRecentSignIn(p *Principal) error {
+	if p.AuthTime.IsZero() || s.cfg.Now().Sub(p.AuthTime) > reauthWindow {
+		return errReauth
+	}
+	return nil
+}
