@@ -40,8 +40,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	password, orgSel := req.Password, req.Organization
+	binding := s.newSignupBinding(w)
 	if err := s.goFlow(purposeVerifyEmail, func(ctx context.Context) error {
-		return s.sendVerification(ctx, email, password, orgSel)
+		return s.sendVerification(ctx, email, password, orgSel, binding)
 	}); err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 // sendVerification mails a verification link, carrying the password's
 // hash, when the organization admits the email; see mailToken. The
 // password is hashed either way.
-func (s *Server) sendVerification(ctx context.Context, email, password, orgSel string) error {
+func (s *Server) sendVerification(ctx context.Context, email, password, orgSel, binding string) error {
 	hash, err := HashPassword(password, s.cfg.Argon2)
 	if err != nil {
 		return err
@@ -67,7 +68,8 @@ func (s *Server) sendVerification(ctx context.Context, email, password, orgSel s
 	if !ok {
 		org = &Org{}
 	}
-	ot := &oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: s.userFor(email).ID, OrgRef: org.Ref, PasswordHash: hash}
+	ot := &oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: s.userFor(email).ID, OrgRef: org.Ref, PasswordHash: hash,
+		SignupBinding: binding}
 	return s.mailToken(ctx, send, prefixVerifyEmail, verifyEmailTTL, ot, func(token string, expires time.Time) mail.Message {
 		return verifyEmailMail(s, email, token, org, expires)
 	})
@@ -111,6 +113,10 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	})
 	if err != nil {
 		return err
+	}
+	if !signupBound(r, ot.SignupBinding) {
+		// Not the client that chose the password: keep none of it.
+		ot.PasswordHash = ""
 	}
 	if err := s.finishSignup(ctx, w, ot, org, signupRef); err != nil {
 		if isRetryable(err) {
@@ -165,6 +171,9 @@ var errKeepCredentials = errors.New("credentials kept")
 // reports that the password was discarded.
 func (s *Server) adoptSignupPassword(ctx context.Context, ot *oneTime, org *Org) (existing bool, err error) {
 	existing = s.dir.memberElsewhere(ot.Email, org.Ref)
+	if ot.PasswordHash == "" {
+		return existing, nil // verified from another client: see signupCookie
+	}
 	err = s.UpdateCredentials(ctx, ot.UserID, func(c *Credentials) error {
 		switch {
 		case c.PasswordHash == ot.PasswordHash && c.PasswordHash != "":

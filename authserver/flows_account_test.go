@@ -36,7 +36,8 @@ func TestRegisterAndVerifyEmail(t *testing.T) {
 		t.Fatalf("nothing is created before the email is verified")
 	}
 
-	v := h.do("POST", "/auth/verify-email", map[string]string{"token": h.tokenFromMail("new@acme.com")})
+	// The client that registered verifies: it carries the signup cookie.
+	v := h.do("POST", "/auth/verify-email", map[string]string{"token": h.tokenFromMail("new@acme.com")}, "Cookie", signupCookieOf(t, r))
 	if v.status != 200 || v.str("organization.slug") != "acme" || v.str("role") != "viewer" || v.str("user.email") != "new@acme.com" ||
 		v.str("user.id") != h.srv.userFor("new@acme.com").ID || len(v.cookies) != 2 {
 		t.Fatalf("verify: %d %s", v.status, v.raw)
@@ -55,6 +56,59 @@ func TestRegisterAndVerifyEmail(t *testing.T) {
 	if again := h.do("POST", "/auth/verify-email", map[string]string{"token": h.tokenFromMail("new@acme.com")}); again.status != 401 || again.errCode() != "token_used" {
 		t.Fatalf("second verify: %d %s", again.status, again.raw)
 	}
+}
+
+// signupCookieOf is the signup-binding cookie a register answer set.
+func signupCookieOf(t *testing.T, r response) string {
+	t.Helper()
+	for _, c := range r.cookies {
+		if c.Name == signupCookie && c.HttpOnly && c.Value != "" {
+			return c.Name + "=" + c.Value
+		}
+	}
+	t.Fatalf("register set no signup cookie: %v", r.cookies)
+	return ""
+}
+
+// TestSignupPasswordNeedsTheRegisteringClient plays eve, who registers a
+// stranger's address (carol has no account anywhere) with a password of
+// her own and waits for carol to click the genuine mail: the password is
+// discarded, so eve cannot sign in as carol; carol is signed in by email
+// and can set her own password.
+func TestSignupPasswordNeedsTheRegisteringClient(t *testing.T) {
+	h := signupHarness(t)
+	const evePW = "eve knows this passphrase"
+	reg := h.do("POST", "/auth/register", map[string]string{"email": "carol@acme.com", "password": evePW, "organization": "acme"})
+	if reg.status != http.StatusAccepted {
+		t.Fatalf("register: %d %s", reg.status, reg.raw)
+	}
+	signupCookieOf(t, reg) // eve's client has it; carol's does not
+	v := h.do("POST", "/auth/verify-email", map[string]string{"token": h.tokenFromMail("carol@acme.com")})
+	if v.status != 200 || v.str("user.email") != "carol@acme.com" {
+		t.Fatalf("carol's verify: %d %s", v.status, v.raw)
+	}
+	if amr := jwtAMR(t, v.str("access_token")); amr != "email" {
+		t.Fatalf("carol's sign-in is an email sign-in, amr %v", amr)
+	}
+	if r := h.do("POST", "/auth/login", map[string]string{"email": "carol@acme.com", "password": evePW, "organization": "acme"}); r.status != 401 {
+		t.Fatalf("eve's password signs in as carol: %d %s", r.status, r.raw)
+	}
+	// Another client's cookie is no better than none.
+	reg2 := h.do("POST", "/auth/register", map[string]string{"email": "dave@acme.com", "password": evePW, "organization": "acme"})
+	other := h.do("POST", "/auth/register", map[string]string{"email": "erin@acme.com", "password": goodPassword, "organization": "acme"})
+	signupCookieOf(t, reg2)
+	if v := h.do("POST", "/auth/verify-email", map[string]string{"token": h.tokenFromMail("dave@acme.com")}, "Cookie", signupCookieOf(t, other)); v.status != 200 {
+		t.Fatalf("dave's verify: %d %s", v.status, v.raw)
+	}
+	if r := h.do("POST", "/auth/login", map[string]string{"email": "dave@acme.com", "password": evePW, "organization": "acme"}); r.status != 401 {
+		t.Fatalf("a password verified with another client's cookie signs in: %d %s", r.status, r.raw)
+	}
+	// The victim keeps working: carol sets her own password by reset.
+	h.do("POST", "/auth/forgot-password", map[string]string{"email": "carol@acme.com"})
+	if r := h.do("POST", "/auth/reset-password", map[string]string{"token": h.tokenFromMail("carol@acme.com"), "password": goodPassword}); r.status != 204 {
+		t.Fatalf("reset: %d %s", r.status, r.raw)
+	}
+	h.login("carol@acme.com", goodPassword, "acme")
 }
 
 func TestRegisterRevealsNothing(t *testing.T) {

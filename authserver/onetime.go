@@ -46,10 +46,13 @@ type oneTime struct {
 	// OrgRef is the organization the token leads to, when it leads to one.
 	OrgRef string `json:"org_ref,omitempty"`
 	// PasswordHash is the argon2id hash of the password chosen at signup.
-	PasswordHash string     `json:"password_hash,omitempty"`
-	Hash         string     `json:"hash"`
-	ExpiresAt    time.Time  `json:"expires_at"`
-	SpentAt      *time.Time `json:"spent_at,omitempty"`
+	PasswordHash string `json:"password_hash,omitempty"`
+	// SignupBinding is the hash of the cookie register set; see
+	// signupCookie.
+	SignupBinding string     `json:"signup_binding,omitempty"`
+	Hash          string     `json:"hash"`
+	ExpiresAt     time.Time  `json:"expires_at"`
+	SpentAt       *time.Time `json:"spent_at,omitempty"`
 }
 
 // mailToken makes a token of prefix for ot and renders its mail, then,
