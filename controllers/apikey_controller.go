@@ -35,6 +35,8 @@ type APIKeyReconciler struct {
 	SystemNamespace string
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+
+	created createdRecords
 }
 
 // +kubebuilder:rbac:groups=tenantauth.io,resources=apikeys,verbs=get;list;watch;update;patch
@@ -128,15 +130,20 @@ func (r *APIKeyReconciler) reconcileDelete(ctx context.Context, k *tav1.APIKey) 
 func (r *APIKeyReconciler) findRecord(ctx context.Context, k *tav1.APIKey) (*trust.APIKeyRecord, error) {
 	owner := trust.OwnerOf(k)
 	found, err := listOwnedRecords(ctx, r.Client, r.SystemNamespace, trust.ComponentAPIKeyRecord, owner)
-	if err == nil && len(found) == 0 {
-		// A record made a moment ago may not be cached yet; one live read
-		// keeps a second key from being issued.
-		found, err = listOwnedRecords(ctx, r.APIReader, r.SystemNamespace, trust.ComponentAPIKeyRecord, owner)
-	}
-	if err != nil || len(found) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	return trust.ParseAPIKeyRecord(&found[0], r.SystemNamespace)
+	if len(found) > 0 {
+		r.created.forget(k.UID)
+		return trust.ParseAPIKeyRecord(&found[0], r.SystemNamespace)
+	}
+	// A record made a moment ago may not be cached yet: read it back
+	// rather than issuing a second key.
+	sec, err := r.created.find(ctx, r.APIReader, r.SystemNamespace, k.UID)
+	if err != nil || sec == nil {
+		return nil, err
+	}
+	return trust.ParseAPIKeyRecord(sec, r.SystemNamespace)
 }
 
 // issue makes the key and its record: from the plaintext Secret a run that
@@ -171,6 +178,7 @@ func (r *APIKeyReconciler) issue(ctx context.Context, k *tav1.APIKey) (*trust.AP
 	if err != nil {
 		return nil, fmt.Errorf("create record of apikey %s: %w", k.Name, err)
 	}
+	r.created.remember(k.UID, rec.Name)
 	return trust.ParseAPIKeyRecord(rec, r.SystemNamespace)
 }
 

@@ -41,6 +41,8 @@ type OrganizationReconciler struct {
 	SystemNamespace string
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+
+	created createdRecords
 }
 
 // +kubebuilder:rbac:groups=tenantauth.io,resources=organizations,verbs=get;list;watch;update;patch
@@ -141,16 +143,17 @@ func (r *OrganizationReconciler) ownedRecords(ctx context.Context, component str
 func (r *OrganizationReconciler) reconcileRecord(ctx context.Context, org *tav1.Organization) (*corev1.Secret, error) {
 	owner := trust.OwnerOf(org)
 	found, err := r.ownedRecords(ctx, trust.ComponentSigningKeys, owner)
-	if err == nil && len(found) == 0 {
-		// The cache may not hold a record made a moment ago: ask once
-		// live before minting an ID, or a second ID would be made.
-		found, err = listOwnedRecords(ctx, r.APIReader, r.SystemNamespace, trust.ComponentSigningKeys, owner)
-	}
 	if err != nil {
 		return nil, err
 	}
 	if len(found) > 0 {
+		r.created.forget(org.UID)
 		return &found[0], nil
+	}
+	// The cache may not hold a record made a moment ago: read it back
+	// rather than minting a second ID.
+	if sec, err := r.created.find(ctx, r.APIReader, r.SystemNamespace, org.UID); err != nil || sec != nil {
+		return sec, err
 	}
 
 	id, keys, err := r.legacyKeys(ctx, org)
@@ -195,6 +198,7 @@ func (r *OrganizationReconciler) reconcileRecord(ctx context.Context, org *tav1.
 			"organization ID %s is claimed by another Organization", id)
 		return nil, nil
 	}
+	r.created.remember(org.UID, record.Name)
 	if legacyID != "" {
 		r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "KeysMoved", "Upgrade",
 			"signing keys moved to %s/%s", r.SystemNamespace, record.Name)

@@ -3,8 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -39,4 +42,35 @@ func listOwnedRecords(ctx context.Context, r client.Reader, namespace, component
 		}
 	}
 	return out, nil
+}
+
+// createdRecords remembers the record this process created for each owner
+// UID, until the cache shows it. A reconcile that runs before the cache
+// has caught up with that create reads the record back by name instead of
+// making a second one (the expectations of Kubernetes' own controllers).
+// A new process starts from a cache synced after any earlier create, so
+// it needs none.
+type createdRecords struct{ m sync.Map }
+
+func (c *createdRecords) remember(owner types.UID, name string) { c.m.Store(owner, name) }
+
+func (c *createdRecords) forget(owner types.UID) { c.m.Delete(owner) }
+
+// find reads the record remembered for owner live by name, or returns nil
+// when there is none to wait for.
+func (c *createdRecords) find(ctx context.Context, r client.Reader, namespace string, owner types.UID) (*corev1.Secret, error) {
+	name, ok := c.m.Load(owner)
+	if !ok {
+		return nil, nil
+	}
+	sec := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name.(string)}, sec)
+	if apierrors.IsNotFound(err) {
+		c.forget(owner) // deleted since: make it again
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get record %s: %w", name, err)
+	}
+	return sec, nil
 }
