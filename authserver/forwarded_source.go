@@ -94,7 +94,7 @@ func checkSourceHeader(name string) error {
 	}
 	switch textproto.CanonicalMIMEHeaderKey(name) {
 	case "Authorization", "Cookie", "X-Api-Key", "X-Csrf-Token", "Host":
-		return fmt.Errorf("header %s carries something else", name)
+		return fmt.Errorf("header %s carries credentials or the auth request's own host, not the original URI", name)
 	}
 	return nil
 }
