@@ -174,7 +174,7 @@ func (s *Server) readForwarded(r *http.Request) (forwardedRequest, error) {
 			self += "?" + r.URL.RawQuery
 		}
 	}
-	after := strings.TrimPrefix(self, s.cfg.PathPrefix+"/verify")
+	after := strings.TrimPrefix(self, s.verifyPath)
 	var err error
 	switch src := s.cfg.ForwardedURISource; src.kind {
 	case sourceEnvoy:

@@ -82,7 +82,7 @@ func (s *Server) isVerifyPath(r *http.Request) bool {
 	if target == "" || target[0] != '/' {
 		target = r.URL.EscapedPath()
 	}
-	rest, ok := strings.CutPrefix(target, s.cfg.PathPrefix+"/verify")
+	rest, ok := strings.CutPrefix(target, s.verifyPath)
 	return ok && (rest == "" || rest[0] == '/' || rest[0] == ';' || rest[0] == '?')
 }
 

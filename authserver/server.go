@@ -92,16 +92,18 @@ func (c *Config) defaults() {
 
 // Server is the auth server's HTTP handler and its state.
 type Server struct {
-	cfg       Config
-	dir       *Directory
-	store     Store
-	log       logr.Logger
-	limiter   *rateLimiter
-	verified  *tokenCache
-	metrics   *Metrics
-	csrfKey   []byte
-	handler   http.Handler
-	userIDKey []byte
+	cfg      Config
+	dir      *Directory
+	store    Store
+	log      logr.Logger
+	limiter  *rateLimiter
+	verified *tokenCache
+	metrics  *Metrics
+	csrfKey  []byte
+	handler  http.Handler
+	// verifyPath is <path prefix>/verify, the forward-auth endpoint.
+	verifyPath string
+	userIDKey  []byte
 	// mailer sends account mails (through a queue); members creates
 	// Memberships at signup; flows is the account flows' runtime state.
 	mailer  mail.Mailer
@@ -143,6 +145,7 @@ func New(cfg Config, dir *Directory, store Store, userIDKey []byte, opts ...Opti
 	m := hmac.New(sha256.New, cfg.Secret)
 	m.Write([]byte("tenantauth csrf v1"))
 	s.csrfKey = m.Sum(nil)
+	s.verifyPath = cfg.PathPrefix + "/verify"
 	s.handler = s.routes()
 	return s
 }

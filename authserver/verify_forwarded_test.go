@@ -234,6 +234,26 @@ func TestVerifyRouteConfiguration(t *testing.T) {
 		}
 	})
 
+	t.Run("envoy under a path prefix", func(t *testing.T) {
+		h := newHarness(t, nil, withForwardedSource(t, "envoy"), func(c *Config) { c.PathPrefix = "/api/v1" })
+		h.addMember("demo/acme", "bob@acme.com", "member", "correct horse battery")
+		bearer := "Bearer " + h.do("POST", "/api/v1/auth/login", map[string]string{"email": "bob@acme.com", "password": "correct horse battery"}).str("access_token")
+		for _, tt := range []struct {
+			path   string
+			status int
+		}{
+			{"/api/v1/verify;org=acme/api/org/acme/orders", 200},
+			{"/api/v1/verify;org=acme/api/org/globex/orders", 403},
+			{"/api/v1/verify//api/org/globex/orders", 403},
+			{"/api/v1/verify/api/org/%2e%2e/globex/orders", 200}, // normalises to /api/globex/orders: no tenant
+			{"/verify/api/org/acme/orders", 404},
+		} {
+			if r := h.do("GET", tt.path, nil, "Authorization", bearer); r.status != tt.status {
+				t.Errorf("%s: got %d, want %d: %s", tt.path, r.status, tt.status, r.raw)
+			}
+		}
+	})
+
 	t.Run("parameters on /verify outside envoy mode", func(t *testing.T) {
 		h := newHarness(t, nil, withForwardedSource(t, "ingress-nginx"))
 		h.addMember("demo/acme", "bob@acme.com", "member", "correct horse battery")
