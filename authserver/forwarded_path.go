@@ -212,20 +212,46 @@ func lastSlash(b []byte) int {
 // tenant is the organization the path's /api/org/{org} prefix names, or
 // "" when the path has no such prefix.
 func (p forwardedPath) tenant() string {
-	rest, ok := cutFold(p.clean, "/api/org/")
-	if !ok {
-		return ""
+	path := p.clean
+	for i, word := range [...]string{"api", "org", ""} {
+		var seg string
+		seg, path = nextSegment(path)
+		if i == 2 {
+			return seg
+		}
+		if !segmentIs(seg, word) {
+			return ""
+		}
 	}
-	t, _, _ := strings.Cut(rest, "/")
-	return t
+	return ""
 }
 
-// cutFold is strings.CutPrefix with ASCII case folding.
-func cutFold(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || !asciiEqualFold(s[:len(prefix)], prefix) {
-		return s, false
+// nextSegment splits the first segment off path (which starts with '/').
+func nextSegment(path string) (seg, rest string) {
+	if path == "" {
+		return "", ""
 	}
-	return s[len(prefix):], true
+	path = path[1:]
+	if i := strings.IndexByte(path, '/'); i >= 0 {
+		return path[:i], path[i:]
+	}
+	return path, ""
+}
+
+// segmentIs reports whether seg is word (lower-case ASCII) without regard
+// to case. A non-ASCII spelling that Unicode case mapping turns into word
+// counts too (strings.ToLower maps U+0130 to 'i', ToUpper maps the dotless
+// U+0131 to 'I'), so an upstream that routes case-insensitively with
+// Unicode rules cannot see /api/org/ where this sees none.
+func segmentIs(seg, word string) bool {
+	if asciiEqualFold(seg, word) {
+		return true
+	}
+	// A look-alike has as many runes as word, so more bytes.
+	if len(seg) <= len(word) || len(seg) > utf8.UTFMax*len(word) {
+		return false
+	}
+	return strings.EqualFold(seg, word) || strings.ToLower(seg) == word || strings.EqualFold(strings.ToUpper(seg), word)
 }
 
 // allTenantsAre reports whether every tenant the path names, in either
@@ -238,25 +264,22 @@ func (p forwardedPath) allTenantsAre(o *Org) bool {
 }
 
 // tenantsAre walks the segments of path: each segment after a pair api,
-// org (ASCII case-insensitive) names a tenant, which must be o. Dot
-// segments are never api, org or a tenant.
+// org (segmentIs) names a tenant, which must be o. Dot segments are never
+// api, org or a tenant.
 func tenantsAre(path string, o *Org) bool {
-	var prev2, prev1 string
+	// afterAPI: the previous segment was api; afterAPIOrg: the previous
+	// two were api, org.
+	var afterAPI, afterAPIOrg bool
 	for path != "" {
-		path = path[1:]
-		seg := path
-		if i := strings.IndexByte(path, '/'); i >= 0 {
-			seg, path = path[:i], path[i:]
-		} else {
-			path = ""
-		}
+		var seg string
+		seg, path = nextSegment(path)
 		if seg == "" {
 			continue
 		}
-		if asciiEqualFold(prev2, "api") && asciiEqualFold(prev1, "org") && seg != "." && seg != ".." && !orgNamed(o, seg) {
+		if afterAPIOrg && seg != "." && seg != ".." && !orgNamed(o, seg) {
 			return false
 		}
-		prev2, prev1 = prev1, seg
+		afterAPI, afterAPIOrg = segmentIs(seg, "api"), afterAPI && segmentIs(seg, "org")
 	}
 	return true
 }
