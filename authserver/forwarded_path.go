@@ -90,7 +90,14 @@ func parseForwardedPath(p string) (forwardedPath, error) {
 		}
 		return forwardedPath{clean: p, literal: p}, nil
 	}
-	decoded, err := decodePath(p)
+	// Small paths are decoded on the stack; the two readings share one
+	// string, so normalising costs one allocation.
+	var stack [512]byte
+	buf := stack[:0]
+	if len(p) > len(stack) {
+		buf = make([]byte, 0, len(p))
+	}
+	decoded, err := appendDecoded(buf, p)
 	if err != nil {
 		return forwardedPath{}, err
 	}
@@ -115,10 +122,9 @@ func badPathByte(c byte) bool {
 	return c < 0x20 || c == 0x7f || c == '\\' || c == ';' || c == '?' || c == '#'
 }
 
-// decodePath percent-decodes p once, refusing what the package comment
-// lists.
-func decodePath(p string) ([]byte, error) {
-	buf := make([]byte, 0, len(p))
+// appendDecoded appends p percent-decoded once to buf, refusing what the
+// package comment lists.
+func appendDecoded(buf []byte, p string) ([]byte, error) {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c == '%' {
@@ -163,41 +169,60 @@ func unhex(c byte) byte {
 // dot segments (RFC 3986 section 5.2.4), keeping a trailing slash: the
 // clean reading. The literal reading collapses slashes only.
 func resolvePath(d []byte) forwardedPath {
-	clean := make([]byte, 0, len(d))
-	literal := make([]byte, 0, len(d))
+	var stack [1024]byte
+	out := stack[:0]
+	if 2*len(d)+2 > len(stack) {
+		out = make([]byte, 0, 2*len(d)+2)
+	}
 	trailing := false
-	for i := 0; i < len(d); {
-		j := i + 1
-		for j < len(d) && d[j] != '/' {
-			j++
-		}
-		seg := d[i+1 : j]
-		i = j
+	for seg, rest := nextSegmentBytes(d); ; seg, rest = nextSegmentBytes(rest) {
 		switch {
 		case len(seg) == 0:
 			// A repeated slash, or the last one: only a last one is kept.
-			trailing = i == len(d)
-			continue
+			trailing = len(rest) == 0
 		case string(seg) == ".":
 			trailing = true
 		case string(seg) == "..":
-			if k := lastSlash(clean); k >= 0 {
-				clean = clean[:k]
+			if k := lastSlash(out); k >= 0 {
+				out = out[:k]
 			}
 			trailing = true
 		default:
-			clean = append(append(clean, '/'), seg...)
+			out = append(append(out, '/'), seg...)
 			trailing = false
 		}
-		literal = append(append(literal, '/'), seg...)
+		if len(rest) == 0 {
+			break
+		}
 	}
-	if len(clean) == 0 || trailing {
-		clean = append(clean, '/')
+	if len(out) == 0 || trailing {
+		out = append(out, '/')
 	}
-	if len(literal) == 0 || d[len(d)-1] == '/' {
-		literal = append(literal, '/')
+	n := len(out)
+	for seg, rest := nextSegmentBytes(d); ; seg, rest = nextSegmentBytes(rest) {
+		if len(seg) > 0 {
+			out = append(append(out, '/'), seg...)
+		}
+		if len(rest) == 0 {
+			break
+		}
 	}
-	return forwardedPath{clean: string(clean), literal: string(literal)}
+	if len(out) == n || d[len(d)-1] == '/' {
+		out = append(out, '/')
+	}
+	both := string(out)
+	return forwardedPath{clean: both[:n], literal: both[n:]}
+}
+
+// nextSegmentBytes is nextSegment for a []byte path starting with '/'.
+func nextSegmentBytes(path []byte) (seg, rest []byte) {
+	path = path[1:]
+	for i, c := range path {
+		if c == '/' {
+			return path[:i], path[i:]
+		}
+	}
+	return path, nil
 }
 
 func lastSlash(b []byte) int {
@@ -226,6 +251,15 @@ func (p forwardedPath) tenant() string {
 	return ""
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // nextSegment splits the first segment off path (which starts with '/').
 func nextSegment(path string) (seg, rest string) {
 	if path == "" {
@@ -248,7 +282,7 @@ func segmentIs(seg, word string) bool {
 		return true
 	}
 	// A look-alike has as many runes as word, so more bytes.
-	if len(seg) <= len(word) || len(seg) > utf8.UTFMax*len(word) {
+	if len(seg) <= len(word) || len(seg) > utf8.UTFMax*len(word) || isASCII(seg) {
 		return false
 	}
 	return strings.EqualFold(seg, word) || strings.ToLower(seg) == word || strings.EqualFold(strings.ToUpper(seg), word)
