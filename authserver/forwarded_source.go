@@ -289,6 +289,9 @@ func routeParams(raw string, sep byte, query bool) (org, role, scope string, err
 		} else {
 			pair, raw = raw, ""
 		}
+		if pair == "" {
+			continue
+		}
 		k, v, _ := strings.Cut(pair, "=")
 		var dst *string
 		switch k {
