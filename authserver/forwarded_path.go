@@ -31,7 +31,7 @@ import (
 // are read from the normalised path and also from the path with its dot
 // segments kept, which is how an upstream that does not resolve them
 // reads it; so /api/org/globex/x/../../.. names globex although it
-// normalises to /api.
+// normalises to /api/.
 
 // maxForwardedPath bounds the work one request can ask for.
 const maxForwardedPath = 16 << 10
