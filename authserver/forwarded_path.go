@@ -92,7 +92,7 @@ func parseForwardedPath(p string) (forwardedPath, error) {
 	}
 	// Small paths are decoded on the stack; the two readings share one
 	// string, so normalising costs one allocation.
-	var stack [512]byte
+	var stack [256]byte
 	buf := stack[:0]
 	if len(p) > len(stack) {
 		buf = make([]byte, 0, len(p))
@@ -169,7 +169,7 @@ func unhex(c byte) byte {
 // dot segments (RFC 3986 section 5.2.4), keeping a trailing slash: the
 // clean reading. The literal reading collapses slashes only.
 func resolvePath(d []byte) forwardedPath {
-	var stack [1024]byte
+	var stack [512]byte
 	out := stack[:0]
 	if 2*len(d)+2 > len(stack) {
 		out = make([]byte, 0, 2*len(d)+2)
