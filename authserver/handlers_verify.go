@@ -2,46 +2,33 @@ package authserver
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 )
 
+var errWrongOrganization = errf(http.StatusForbidden, "wrong_organization", "the credential belongs to another organization")
+
 // handleVerify is /verify, forward-auth for ingress controllers and
-// gateways. It does no network call: JWTs verify against keys in memory
-// and API keys against hashes in memory.
+// gateways. It reads the original request from the deployment's one
+// source (readForwarded), authenticates with the CSRF rule applied to the
+// original method, and checks the tenant, role and scope. It does no
+// network call: JWTs verify against keys in memory and API keys against
+// hashes in memory.
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticate(r)
+	fwd, err := s.readForwarded(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	tenant := q.Get("org")
-	if tenant == "" {
-		tenant = s.forwardedOrg(r)
+	p, err := s.authenticateMethod(r, fwd.method)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	if tenant != "" {
-		if tenant != p.Org.ID && tenant != p.Org.Slug {
-			s.writeError(w, r, errf(http.StatusForbidden, "wrong_organization", "the credential belongs to another organization"))
-			return
-		}
-	}
-	if want := q.Get("role"); want != "" {
-		need, ok := p.Org.Role(want)
-		if !ok {
-			s.writeError(w, r, errf(http.StatusBadRequest, "invalid_role", "the role query names no role of this organization"))
-			return
-		}
-		if rank := s.rank(p); rank < need.Rank {
-			s.writeError(w, r, errf(http.StatusForbidden, "insufficient_role", "this needs role "+want+" or higher; the credential has "+s.roleName(p)))
-			return
-		}
-	}
-	if want := q.Get("scope"); want != "" && p.Kind == kindAPIKey && !slices.Contains(p.Scopes, want) {
-		s.writeError(w, r, errf(http.StatusForbidden, "insufficient_scope", "this needs scope "+want+"; the key has "+strings.Join(p.Scopes, ",")))
+	if err := s.authorizeForwarded(p, &fwd); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	h := w.Header()
@@ -58,29 +45,45 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// forwardedOrg reads the tenant from a forwarded path /api/org/{org}/...:
-// X-Forwarded-Uri (Traefik), X-Original-URI (ingress-nginx), or the path
-// after /verify (Envoy ext_authz).
-func (s *Server) forwardedOrg(r *http.Request) string {
-	uri := r.Header.Get("X-Forwarded-Uri")
-	if uri == "" {
-		uri = r.Header.Get("X-Original-URI")
+// authorizeForwarded applies the route's rules to an authenticated
+// principal. They all hold together: the route's org and every tenant the
+// path names must be the credential's organization (a path with no
+// tenant authenticates only), its role must rank at least the route's
+// role, and an API key must hold the route's scope.
+func (s *Server) authorizeForwarded(p *Principal, fwd *forwardedRequest) error {
+	if fwd.org != "" && !orgNamed(p.Org, fwd.org) {
+		return errWrongOrganization
 	}
-	if uri == "" {
-		uri = strings.TrimPrefix(r.URL.Path, s.cfg.PathPrefix+"/verify")
+	if !fwd.path.allTenantsAre(p.Org) {
+		return errWrongOrganization
 	}
-	if uri == "" {
-		return ""
+	if want := fwd.role; want != "" {
+		need, ok := p.Org.Role(want)
+		if !ok {
+			return errf(http.StatusBadRequest, "invalid_role", "the route's role names no role of this organization")
+		}
+		if rank := s.rank(p); rank < need.Rank {
+			return errf(http.StatusForbidden, "insufficient_role", "this needs role "+want+" or higher; the credential has "+s.roleName(p))
+		}
 	}
-	if u, err := url.Parse(uri); err == nil {
-		uri = u.Path
+	if want := fwd.scope; want != "" && p.Kind == kindAPIKey && !slices.Contains(p.Scopes, want) {
+		return errf(http.StatusForbidden, "insufficient_scope", "this needs scope "+want+"; the key has "+strings.Join(p.Scopes, ","))
 	}
-	rest, ok := strings.CutPrefix(uri, "/api/org/")
-	if !ok {
-		return ""
+	return nil
+}
+
+// isVerifyPath reports whether the request is for /verify: the path
+// itself, a path under it (Envoy's ext_authz appends the original path)
+// or /verify;parameters (Envoy's route configuration). It reads the raw
+// request target, because the mux would redirect an unclean original
+// path such as /verify//api/org/x instead of letting /verify judge it.
+func (s *Server) isVerifyPath(r *http.Request) bool {
+	target := r.RequestURI
+	if target == "" || target[0] != '/' {
+		target = r.URL.EscapedPath()
 	}
-	org, _, _ := strings.Cut(rest, "/")
-	return org
+	rest, ok := strings.CutPrefix(target, s.verifyPath)
+	return ok && (rest == "" || rest[0] == '/' || rest[0] == ';' || rest[0] == '?')
 }
 
 // rank is the principal's role rank. An API key ranks by its highest

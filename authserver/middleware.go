@@ -47,19 +47,28 @@ func (s *Server) authenticated(h authedFunc) http.Handler {
 
 // authenticateRequest is authenticate plus the CSRF rule: a
 // cookie-authenticated request that changes state must carry the
-// session's X-CSRF-Token. Every endpoint that acts for its caller uses it;
-// only forward-auth, which acts on another request, calls authenticate.
+// session's X-CSRF-Token. Every endpoint that acts for its caller uses it.
 func (s *Server) authenticateRequest(r *http.Request) (*Principal, error) {
+	return s.authenticateMethod(r, r.Method)
+}
+
+// authenticateMethod is authenticateRequest for a request whose method is
+// method: forward-auth acts on the original request, so the CSRF rule
+// applies to the forwarded method, and to the X-CSRF-Token the client sent
+// with it. An unknown method ("") counts as state-changing.
+func (s *Server) authenticateMethod(r *http.Request, method string) (*Principal, error) {
 	p, err := s.authenticate(r)
 	if err != nil {
 		return nil, err
 	}
-	if p.ViaCookie && changesState(r.Method) && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
+	if p.ViaCookie && changesState(method) && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
 		return nil, errCSRF
 	}
 	return p, nil
 }
 
+// changesState reports whether a method may change state: anything but
+// GET, HEAD and OPTIONS, including an unknown one.
 func changesState(method string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:

@@ -36,6 +36,9 @@ type Config struct {
 	// RateLimitPerMinute caps login, register, forgot-password,
 	// send-magic-link and 2fa/verify per client IP and per email.
 	RateLimitPerMinute int
+	// ForwardedURISource is where /verify reads the original request
+	// from; the zero value is ingress-nginx.
+	ForwardedURISource ForwardedURISource
 	// TrustForwardedFor takes the client IP from X-Forwarded-For; only for
 	// servers behind a proxy that sets it.
 	TrustForwardedFor bool
@@ -103,10 +106,12 @@ type Server struct {
 	recoveryKey []byte
 	// facts caches sessions' fixed facts; removals remembers memberships
 	// that ended (member_removal.go).
-	facts     *factsCache
-	removals  memberRemovals
-	handler   http.Handler
-	userIDKey []byte
+	facts    *factsCache
+	removals memberRemovals
+	handler  http.Handler
+	// verifyPath is <path prefix>/verify, the forward-auth endpoint.
+	verifyPath string
+	userIDKey  []byte
 	// mailer sends account mails (through a queue); members creates
 	// Memberships at signup; flows is the account flows' runtime state.
 	mailer  mail.Mailer
@@ -149,6 +154,7 @@ func New(cfg Config, dir *Directory, store Store, userIDKey []byte, opts ...Opti
 	s.recoveryKey = deriveKey(cfg.Secret, "tenantauth recovery-code v1")
 	s.facts = newFactsCache(100_000)
 	dir.OnMemberRemoved(s.memberRemoved)
+	s.verifyPath = cfg.PathPrefix + "/verify"
 	s.handler = s.routes()
 	return s
 }
@@ -216,13 +222,20 @@ func (s *Server) routes() http.Handler {
 	handle("POST /auth/2fa/enable", s.public(s.handleTOTPEnable))
 	handle("POST /auth/2fa/disable", s.authenticated(s.handleTOTPDisable))
 	handle("POST /auth/2fa/verify", s.public(s.limited(s.handleTOTPVerify)))
-	handle("/verify", http.HandlerFunc(s.handleVerify))
-	// Envoy's HTTP ext_authz appends the original path: /verify/api/org/...
-	handle("/verify/", http.HandlerFunc(s.handleVerify))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errf(http.StatusNotFound, "not_found", "no such endpoint"))
 	})))
-	return s.recoverer(mux)
+	// /verify, any method, and in Envoy mode /verify;params/<original
+	// path>: ahead of the mux, which would redirect an unclean original
+	// path instead of letting /verify judge it.
+	verify := s.instrument("/verify", http.HandlerFunc(s.handleVerify))
+	return s.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.isVerifyPath(r) {
+			verify.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {

@@ -82,8 +82,9 @@ func TestRegisterCreatesMembership(t *testing.T) {
 		SelfSignup: tav1.SelfSignupSpec{AllowedEmailDomains: []string{"example.org"}, DefaultRole: "viewer"}})
 	const password = "a perfectly decent passphrase"
 	before := smtpSrv.Count()
-	if r := post(t, "/auth/register", map[string]string{"email": "New@Example.org", "password": password, "organization": signup.slug}); r.status != 202 {
-		t.Fatalf("register: %d %s", r.status, r.raw)
+	reg := post(t, "/auth/register", map[string]string{"email": "New@Example.org", "password": password, "organization": signup.slug})
+	if reg.status != 202 || reg.cookie("tenantauth_signup") == "" {
+		t.Fatalf("register: %d %s", reg.status, reg.raw)
 	}
 	if r := post(t, "/auth/register", map[string]string{"email": "x@example.org", "password": "password", "organization": signup.slug}); r.status != 400 || r.code() != "weak_password" {
 		t.Fatalf("weak password: %d %s", r.status, r.raw)
@@ -93,7 +94,8 @@ func TestRegisterCreatesMembership(t *testing.T) {
 		t.Fatalf("link: %s", msg.Text)
 	}
 
-	v := post(t, "/auth/verify-email", map[string]string{"token": token})
+	// The registering client verifies, so its password is kept.
+	v := post(t, "/auth/verify-email", map[string]string{"token": token}, "Cookie", reg.cookie("tenantauth_signup"))
 	if v.status != 200 || v.str("role") != "viewer" || v.str("organization.slug") != signup.slug || v.str("access_token") == "" {
 		t.Fatalf("verify: %d %s", v.status, v.raw)
 	}

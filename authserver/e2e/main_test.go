@@ -187,9 +187,10 @@ func start(ctx context.Context, cfg *rest.Config, wh envtest.WebhookInstallOptio
 
 // reply is a decoded HTTP answer.
 type reply struct {
-	status int
-	body   map[string]any
-	raw    string
+	cookies []*http.Cookie
+	status  int
+	body    map[string]any
+	raw     string
 }
 
 func (r reply) str(path string) string {
@@ -233,9 +234,19 @@ func call(t testing.TB, method, path string, body any, headers ...string) reply 
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, raw: string(raw)}
+	r := reply{status: resp.StatusCode, raw: string(raw), cookies: resp.Cookies()}
 	_ = json.Unmarshal(raw, &r.body)
 	return r
+}
+
+// cookie is the "name=value" of the cookie name the reply set, or "".
+func (r reply) cookie(name string) string {
+	for _, c := range r.cookies {
+		if c.Name == name {
+			return c.Name + "=" + c.Value
+		}
+	}
+	return ""
 }
 
 // tenant is an Organization in a fresh namespace, with its ID and keys.

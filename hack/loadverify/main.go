@@ -6,7 +6,9 @@
 //
 // It serves the auth server with the memory store and one organization on
 // 127.0.0.1, and prints requests per second and latency percentiles for
-// the bare handler, /verify with a JWT and /verify with an API key.
+// the bare handler, /verify with a JWT and /verify with an API key, each
+// bare and with an original request in X-Original-URL (the default
+// ingress-nginx source) whose path the normaliser has to clean.
 package main
 
 import (
@@ -48,11 +50,13 @@ func main() {
 		name    string
 		handler http.Handler
 		path    string
-		header  string
+		headers []string
 	}{
-		{"bare net/http 200", bare, "/", ""},
-		{"/verify JWT (ES256)", srv, "/verify?org=acme", "Authorization: Bearer " + jwt},
-		{"/verify API key", srv, "/verify?org=acme&scope=read", "X-API-Key: " + key},
+		{"bare net/http 200", bare, "/", nil},
+		{"/verify JWT (ES256)", srv, "/verify?org=acme", []string{"Authorization: Bearer " + jwt}},
+		{"  + forwarded path", srv, "/verify?org=acme", []string{"Authorization: Bearer " + jwt, forwarded}},
+		{"/verify API key", srv, "/verify?org=acme&scope=read", []string{"X-API-Key: " + key}},
+		{"  + forwarded path", srv, "/verify?org=acme&scope=read", []string{"X-API-Key: " + key, forwarded}},
 	}
 	fmt.Printf("wrk -t%d -c%d -d%s, %d cores\n\n", *threads, *conns, *duration, numCPU())
 	fmt.Printf("%-22s %12s %10s %10s %10s %10s\n", "target", "req/s", "p50", "p90", "p99", "non-2xx")
@@ -65,7 +69,7 @@ func main() {
 		}
 		hs := &http.Server{Handler: t.handler}
 		go func() { _ = hs.Serve(l) }()
-		res, err := runWrk(*threads, *conns, *duration, "http://"+l.Addr().String()+t.path, t.header)
+		res, err := runWrk(*threads, *conns, *duration, "http://"+l.Addr().String()+t.path, t.headers)
 		_ = hs.Shutdown(context.Background())
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -124,6 +128,10 @@ func setup() (*authserver.Server, string, string, error) {
 	return srv, resp.AccessToken, plain, nil
 }
 
+// forwarded is the original request ingress-nginx would send, with a path
+// that needs decoding, slash collapsing and dot-segment removal.
+const forwarded = "X-Original-URL: https://api.example.com//api/./org/%61cme/orders/x/../42?page=2"
+
 type result struct {
 	rps           float64
 	p50, p90, p99 string
@@ -136,10 +144,10 @@ var (
 	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
 
-func runWrk(threads, conns int, d time.Duration, url, header string) (result, error) {
+func runWrk(threads, conns int, d time.Duration, url string, headers []string) (result, error) {
 	args := []string{fmt.Sprintf("-t%d", threads), fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency"}
-	if header != "" {
-		args = append(args, "-H", header)
+	for _, h := range headers {
+		args = append(args, "-H", h)
 	}
 	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
 	if err != nil {

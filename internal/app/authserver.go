@@ -34,6 +34,9 @@ type AuthServerOptions struct {
 	RateLimitPerMinute int
 	TrustForwardedFor  bool
 	MinPasswordLength  int
+	// ForwardedURISource is where /verify reads the original request from
+	// (--forwarded-uri-source); the zero value is ingress-nginx.
+	ForwardedURISource authserver.ForwardedURISource
 	Mail               MailOptions
 	// Listener, when set, is used instead of listening on Addr (dev and
 	// tests pass one to learn the port).
@@ -55,6 +58,7 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.RateLimitPerMinute, "rate-limit-per-minute", 20, "login, register, forgot-password, magic-link and 2fa/verify requests a minute per IP and per email")
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
 	fs.IntVar(&o.MinPasswordLength, "min-password-length", 8, "shortest password accepted")
+	BindForwardedURISource(fs, &o.ForwardedURISource)
 	o.Mail.Bind(fs)
 }
 
@@ -113,6 +117,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		PublicURL: o.PublicURL, PathPrefix: o.PathPrefix, SessionCookieName: o.SessionCookieName,
 		RefreshCookieName: o.RefreshCookieName, CookieDomain: o.CookieDomain, RateLimitPerMinute: o.RateLimitPerMinute,
 		TrustForwardedFor: o.TrustForwardedFor, Secret: key, MinPasswordLength: o.MinPasswordLength,
+		ForwardedURISource: o.ForwardedURISource,
 	}, dir, store, key,
 		authserver.WithLogger(log),
 		authserver.WithMetrics(authserver.NewMetrics(metrics.Registry)),
@@ -138,6 +143,16 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		return nil, nil, err
 	}
 	return mgr, srv, nil
+}
+
+// BindForwardedURISource registers --forwarded-uri-source, for both
+// `tenantauth authserver` and `tenantauth dev`. A bad value fails flag
+// parsing, before anything starts.
+func BindForwardedURISource(fs *flag.FlagSet, p *authserver.ForwardedURISource) {
+	fs.TextVar(p, "forwarded-uri-source", authserver.ForwardedURISource{},
+		"where /verify reads the original request: ingress-nginx (X-Original-URL, X-Original-Method), "+
+			"traefik (X-Forwarded-Uri, X-Forwarded-Method), envoy (the path after /verify) or "+
+			"header:<name>[,<method header>]; every other copy is ignored")
 }
 
 func runAuthServer(ctx context.Context, o AuthServerOptions) error {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/internal/testenv"
 )
 
@@ -31,6 +32,8 @@ type DevOptions struct {
 	StateDir  string
 	Samples   string
 	Namespace string
+	// ForwardedURISource is the auth server's --forwarded-uri-source.
+	ForwardedURISource authserver.ForwardedURISource
 }
 
 // Bind registers the flags on fs.
@@ -39,6 +42,7 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.StateDir, "state-dir", ".dev", "folder for kubeconfig and the mail outbox/")
 	fs.StringVar(&o.Samples, "samples", "config/samples", "folder of manifests to apply at start; empty applies none")
 	fs.StringVar(&o.Namespace, "namespace", "tenantauth-system", "namespace of the operator and the auth server")
+	BindForwardedURISource(fs, &o.ForwardedURISource)
 }
 
 // RunDev runs everything on one machine: an embedded kube-apiserver and
@@ -103,8 +107,8 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	auth, _, err := NewAuthServer(ctx, cfg, AuthServerOptions{
 		Listener: l, MetricsAddr: "0", PublicURL: publicURL, Namespace: o.Namespace, StoreBackend: "kubernetes",
 		SessionCookieName: "tenantauth_session", RefreshCookieName: "tenantauth_refresh", RateLimitPerMinute: 20,
-		MinPasswordLength: 8,
-		Mail:              MailOptions{Backend: "file", OutboxDir: filepath.Join(o.StateDir, "outbox")},
+		MinPasswordLength: 8, ForwardedURISource: o.ForwardedURISource,
+		Mail: MailOptions{Backend: "file", OutboxDir: filepath.Join(o.StateDir, "outbox")},
 	})
 	if err != nil {
 		return err
