@@ -69,11 +69,15 @@ func changesState(method string) bool {
 }
 
 // limited applies the per-IP and per-email rate limits of the abuse-prone
-// endpoints. It peeks at the body's email so handlers need not.
-func (s *Server) limited(h handlerFunc) handlerFunc {
+// endpoints. field is the body field the handler reads the email from, so
+// the key is the address the handler acts on; a body that carries both
+// email and email_address is refused, so a second field can never pick a
+// fresh bucket. Only a valid address becomes a key, and keys are hashed
+// by the limiter, so no input decides a bucket's size.
+func (s *Server) limited(field string, h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		route := r.Pattern
-		if wait, ok := s.limiter.allow(route + "|ip|" + s.clientIP(r)); !ok {
+		if wait, ok := s.limiter.allow(route + "|ip|" + limitKeyIP(s.clientIP(r))); !ok {
 			return tooMany(wait)
 		}
 		body, err := readBody(r)
@@ -82,13 +86,28 @@ func (s *Server) limited(h handlerFunc) handlerFunc {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		var peek struct {
-			Email        string `json:"email"`
-			EmailAddress string `json:"email_address"`
+			Email        json.RawMessage `json:"email"`
+			EmailAddress json.RawMessage `json:"email_address"`
 		}
-		_ = json.Unmarshal(body, &peek)
-		if email := normalizeEmail(peek.Email + peek.EmailAddress); email != "" {
-			if wait, ok := s.limiter.allow(route + "|email|" + email); !ok {
-				return tooMany(wait)
+		if json.Unmarshal(body, &peek) != nil {
+			return h(w, r) // the handler's decoder answers the malformed body
+		}
+		if peek.Email != nil && peek.EmailAddress != nil {
+			return errf(http.StatusBadRequest, "conflicting_fields", "send either email or email_address, not both")
+		}
+		var raw json.RawMessage
+		switch field {
+		case "email":
+			raw = peek.Email
+		case "email_address":
+			raw = peek.EmailAddress
+		}
+		var value string
+		if json.Unmarshal(raw, &value) == nil {
+			if email := normalizeEmail(value); validEmail(email) {
+				if wait, ok := s.limiter.allow(route + "|email|" + email); !ok {
+					return tooMany(wait)
+				}
 			}
 		}
 		return h(w, r)

@@ -36,9 +36,14 @@ type Config struct {
 	// RateLimitPerMinute caps login, register, forgot-password,
 	// send-magic-link and 2fa/verify per client IP and per email.
 	RateLimitPerMinute int
-	// TrustForwardedFor takes the client IP from X-Forwarded-For; only for
-	// servers behind a proxy that sets it.
-	TrustForwardedFor bool
+	// TrustedProxies are the proxies whose X-Forwarded-For entries are
+	// believed (see clientIP). Empty: the client IP is the remote address.
+	TrustedProxies ProxyList
+	// PasswordHashConcurrency bounds the argon2 hashes running at once
+	// (default: the CPUs, at most 4); PasswordHashQueue bounds the requests
+	// waiting for one (default 4 per slot). Past both, 503 busy.
+	PasswordHashConcurrency int
+	PasswordHashQueue       int
 	// Secret keys derived values shared by every replica (CSRF tokens).
 	Secret []byte
 	// RefreshGrace is how long a just-rotated refresh token may be retried
@@ -184,21 +189,21 @@ func (s *Server) routes() http.Handler {
 	handle("GET /.well-known/jwks.json", http.HandlerFunc(s.handleJWKS))
 	handle("GET /orgs/{org}/.well-known/jwks.json", http.HandlerFunc(s.handleOrgJWKS))
 	handle("GET /orgs/{org}/.well-known/openid-configuration", http.HandlerFunc(s.handleDiscovery))
-	handle("POST /auth/login", s.public(s.limited(s.handleLogin)))
+	handle("POST /auth/login", s.public(s.limited("email", s.handleLogin)))
 	handle("POST /auth/refresh", s.public(s.handleRefresh))
 	handle("POST /auth/logout", s.authenticated(s.handleLogout))
 	handle("GET /auth/me", s.authenticated(s.handleMe))
 	handle("POST /users/exchange-session", s.public(s.handleExchangeSession))
-	handle("POST /users/send-magic-link", s.public(s.limited(s.handleSendMagicLink)))
+	handle("POST /users/send-magic-link", s.public(s.limited("email_address", s.handleSendMagicLink)))
 	handle("POST /users/authenticate-magic-link", s.public(s.handleAuthenticateMagicLink))
-	handle("POST /auth/register", s.public(s.limited(s.handleRegister)))
+	handle("POST /auth/register", s.public(s.limited("email", s.handleRegister)))
 	handle("POST /auth/verify-email", s.public(s.handleVerifyEmail))
-	handle("POST /auth/forgot-password", s.public(s.limited(s.handleForgotPassword)))
+	handle("POST /auth/forgot-password", s.public(s.limited("email", s.handleForgotPassword)))
 	handle("POST /auth/reset-password", s.public(s.handleResetPassword))
 	handle("POST /auth/2fa/setup", s.public(s.handleTOTPSetup))
 	handle("POST /auth/2fa/enable", s.public(s.handleTOTPEnable))
 	handle("POST /auth/2fa/disable", s.authenticated(s.handleTOTPDisable))
-	handle("POST /auth/2fa/verify", s.public(s.limited(s.handleTOTPVerify)))
+	handle("POST /auth/2fa/verify", s.public(s.limited("", s.handleTOTPVerify)))
 	handle("/verify", http.HandlerFunc(s.handleVerify))
 	// Envoy's HTTP ext_authz appends the original path: /verify/api/org/...
 	handle("/verify/", http.HandlerFunc(s.handleVerify))
@@ -234,22 +239,6 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// clientIP is the remote address, or the first X-Forwarded-For hop when the
-// server is configured to trust it.
-func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // Serve runs the HTTP server on l until ctx ends, then drains it.

@@ -31,6 +31,10 @@ type DevOptions struct {
 	StateDir  string
 	Samples   string
 	Namespace string
+	// TrustedProxies and PasswordHashConcurrency are passed to the auth
+	// server as its flags of the same names.
+	TrustedProxies          string
+	PasswordHashConcurrency int
 }
 
 // Bind registers the flags on fs.
@@ -39,6 +43,8 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.StateDir, "state-dir", ".dev", "folder for kubeconfig and the mail outbox/")
 	fs.StringVar(&o.Samples, "samples", "config/samples", "folder of manifests to apply at start; empty applies none")
 	fs.StringVar(&o.Namespace, "namespace", "tenantauth-system", "namespace of the operator and the auth server")
+	fs.StringVar(&o.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (see tenantauth authserver --help)")
+	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once; 0 means the CPUs, at most 4")
 }
 
 // RunDev runs everything on one machine: an embedded kube-apiserver and
@@ -103,8 +109,8 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	auth, _, err := NewAuthServer(ctx, cfg, AuthServerOptions{
 		Listener: l, MetricsAddr: "0", PublicURL: publicURL, Namespace: o.Namespace, StoreBackend: "kubernetes",
 		SessionCookieName: "tenantauth_session", RefreshCookieName: "tenantauth_refresh", RateLimitPerMinute: 20,
-		MinPasswordLength: 8,
-		Mail:              MailOptions{Backend: "file", OutboxDir: filepath.Join(o.StateDir, "outbox")},
+		MinPasswordLength: 8, TrustedProxies: o.TrustedProxies, PasswordHashConcurrency: o.PasswordHashConcurrency,
+		Mail: MailOptions{Backend: "file", OutboxDir: filepath.Join(o.StateDir, "outbox")},
 	})
 	if err != nil {
 		return err
