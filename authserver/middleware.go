@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -167,9 +168,31 @@ func jsonProblem(err error) string {
 	case errors.As(err, &syn):
 		return "syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
 	case errors.As(err, &typ):
-		return "field " + strconv.Quote(typ.Field) + " must be " + typ.Type.String()
+		if typ.Field == "" {
+			return "the body must be a JSON object"
+		}
+		return "field " + strconv.Quote(typ.Field) + " must be " + jsonKind(typ.Type.Kind())
 	}
 	return "unexpected input"
+}
+
+// jsonKind names a Go kind as the JSON a client should send, so no
+// message names a Go type.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another type"
 }
 
 // statusRecorder remembers the status a handler wrote.

@@ -8,12 +8,9 @@
 package authserver
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -56,6 +53,8 @@ type Config struct {
 	// RequestTimeout bounds each request's store calls, so an unreachable
 	// API server yields a 503 instead of a hung client.
 	RequestTimeout time.Duration
+	// Timeouts are the HTTP server's read, write and idle limits.
+	Timeouts ServerTimeouts
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -90,6 +89,7 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Timeouts.defaults()
 }
 
 // Server is the auth server's HTTP handler and its state.
@@ -137,6 +137,7 @@ func New(cfg Config, dir *Directory, store Store, userIDKey []byte, opts ...Opti
 	for _, o := range opts {
 		o(s)
 	}
+	s.log = sampledLogger(s.log, time.Now)
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}
@@ -210,7 +211,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errf(http.StatusNotFound, "not_found", "no such endpoint"))
 	})))
-	return s.recoverer(mux)
+	return s.recoverer(s.canonical(mux))
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
@@ -239,25 +240,4 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// Serve runs the HTTP server on l until ctx ends, then drains it.
-func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
