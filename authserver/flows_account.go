@@ -53,7 +53,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 // hash, when the organization admits the email; see mailToken. The
 // password is hashed either way.
 func (s *Server) sendVerification(ctx context.Context, email, password, orgSel string) error {
-	hash, err := HashPassword(password, s.cfg.Argon2)
+	hash, err := s.hashPasswordBackground(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 		var err error
-		hash, err = HashPassword(req.Password, s.cfg.Argon2)
+		hash, err = s.hashPassword(ctx, req.Password)
 		return err
 	})
 	if err != nil {
@@ -225,6 +225,9 @@ func (s *Server) applyReset(ctx context.Context, userID, hash string) error {
 		return err
 	}
 	if err := s.RevokeUserSessions(ctx, userID, "password_reset"); err != nil {
+		return err
+	}
+	if err := s.clearLockout(ctx, userID); err != nil {
 		return err
 	}
 	return s.revokeUserTokens(ctx, userID)

@@ -60,11 +60,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hash := creds.PasswordHash
-	if hash == "" {
-		hash = dummyHash
+	ok, err := s.passwordSignIn(r.Context(), u, req.Password, creds)
+	if err != nil {
+		return err
 	}
-	ok := VerifyPassword(req.Password, hash) && creds.PasswordHash != ""
 	var ms []Membership
 	for _, m := range s.dir.Memberships(email) {
 		if m.Org.Password {

@@ -109,6 +109,9 @@ type Server struct {
 	mailer  mail.Mailer
 	members MembershipWriter
 	flows   flowState
+	// hashing bounds argon2 work; lockouts counts failed sign-ins.
+	hashing  passwordHasher
+	lockouts *lockouts
 }
 
 // Option adjusts a Server.
@@ -141,6 +144,7 @@ func New(cfg Config, dir *Directory, store Store, userIDKey []byte, opts ...Opti
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}
+	s.lockouts = newLockouts(store, cfg.Now)
 	s.limiter = newRateLimiter(cfg.RateLimitPerMinute, time.Minute, cfg.Now)
 	s.verified = newTokenCache(100_000)
 	m := hmac.New(sha256.New, cfg.Secret)

@@ -13,6 +13,9 @@ const (
 	KindSession     = "session"
 	KindCredentials = "credentials"
 	KindToken       = "token"
+	// KindLockout records are a user's failed sign-in counts, keyed by
+	// user ID, shared by every replica (see lockout.go).
+	KindLockout = "lockout"
 )
 
 // Errors a Store returns. Any other error means the store could not be
