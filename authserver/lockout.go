@@ -2,7 +2,6 @@ package authserver
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,10 +25,11 @@ import (
 // runs in the hash slot beside the argon2 verification, so a store write
 // costs no visible time.
 //
-// Emails with no password get the same answers in the same time: their
-// attempts are counted the same way in a bounded in-memory table of this
-// replica (no store record is made for an address that is no account),
-// and no mail is sent.
+// Emails with no password get the same answers in the same time, on every
+// replica: their attempts are counted the same way, in the store too, but
+// in a fixed number of shared decoy records (see failurebook.go), so
+// guessing addresses that are no account makes no record per address and
+// the store's use stays bounded. No mail is sent for them.
 
 // The factors counted apart.
 const (
@@ -45,8 +45,6 @@ const (
 	// lockoutRetention forgets a count this long after its last failure,
 	// unless the factor is locked; a locked record stays until a reset.
 	lockoutRetention = 30 * 24 * time.Hour
-	// decoyCap bounds the in-memory counts of emails that are no account.
-	decoyCap = 100_000
 )
 
 // errAccountLocked answers every attempt of a locked factor.
@@ -93,45 +91,32 @@ func refusal(c *failureCount, now time.Time) *Error {
 	return nil
 }
 
-// lockouts counts failures: accounts in the store, other emails in decoys.
+// lockouts counts failures: accounts in one record each, other emails in
+// decoy shards, both in the store.
 type lockouts struct {
-	store  Store
-	decoys *MemoryStore
-	now    func() time.Time
+	accounts failureBook
+	decoys   failureBook
+	store    Store
+	now      func() time.Time
 }
 
 func newLockouts(st Store, now func() time.Time) *lockouts {
-	return &lockouts{store: st, decoys: NewMemoryStore(), now: now}
+	return &lockouts{accounts: accountBook{st}, decoys: decoyBook{st, now}, store: st, now: now}
 }
 
-// storeFor is where an email's counts live: the store for an account with
-// a password, the replica's decoy table for any other.
-func (l *lockouts) storeFor(account bool) Store {
+// bookFor is where an email's counts live: its own record for an account
+// with a password, a shared decoy shard for any other.
+func (l *lockouts) bookFor(account bool) failureBook {
 	if account {
-		return l.store
+		return l.accounts
 	}
 	return l.decoys
 }
 
-func (l *lockouts) load(ctx context.Context, st Store, userID string) (*Record, *lockoutRecord, error) {
-	lr := &lockoutRecord{}
-	rec, err := load(ctx, st, KindLockout, userID, lr)
-	if errors.Is(err, ErrNotFound) {
-		return &Record{Kind: KindLockout, ID: userID, UserID: userID}, &lockoutRecord{Factors: map[string]*failureCount{}}, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if lr.Factors == nil {
-		lr.Factors = map[string]*failureCount{}
-	}
-	return rec, lr, nil
-}
-
 // check answers an attempt that must wait or is locked, from a read only.
 // A store that cannot say is a 503: fail closed.
-func (l *lockouts) check(ctx context.Context, st Store, userID, factor string) error {
-	_, lr, err := l.load(ctx, st, userID)
+func (l *lockouts) check(ctx context.Context, b failureBook, userID, factor string) error {
+	lr, err := b.read(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -143,8 +128,7 @@ func (l *lockouts) check(ctx context.Context, st Store, userID, factor string) e
 
 // attempt is one counted attempt of a factor.
 type attempt struct {
-	l              *lockouts
-	st             Store
+	book           failureBook
 	userID, factor string
 	// notify is set when this attempt started the slow-down: if it fails,
 	// the user is mailed.
@@ -153,21 +137,13 @@ type attempt struct {
 
 // reserve counts an attempt as a failure, unless the factor must wait or
 // is locked (then that answer).
-func (l *lockouts) reserve(ctx context.Context, st Store, userID, factor string) (*attempt, error) {
-	if st == l.decoys && l.decoys.count() >= decoyCap {
-		if _, err := l.decoys.DeleteExpired(ctx, l.now()); err == nil && l.decoys.count() >= decoyCap {
-			l.decoys.clear()
-		}
-	}
-	for range 10 {
+func (l *lockouts) reserve(ctx context.Context, b failureBook, userID, factor string) (*attempt, error) {
+	a := &attempt{book: b, userID: userID, factor: factor}
+	err := b.update(ctx, userID, func(lr *lockoutRecord) (bool, error) {
 		now := l.now().UTC()
-		rec, lr, err := l.load(ctx, st, userID)
-		if err != nil {
-			return nil, err
-		}
 		c := lr.Factors[factor]
 		if e := refusal(c, now); e != nil {
-			return nil, e
+			return false, e
 		}
 		if c == nil {
 			c = &failureCount{}
@@ -175,50 +151,30 @@ func (l *lockouts) reserve(ctx context.Context, st Store, userID, factor string)
 		}
 		c.Failures++
 		c.Last = now
-		notify := c.Failures >= lockoutThreshold && !c.Notified
-		c.Notified = c.Notified || notify
-		rec.ExpiresAt = now.Add(lockoutRetention)
-		if c.Failures >= lockoutMaxFailures {
-			rec.ExpiresAt = time.Time{}
-		}
-		err = save(ctx, st, rec, lr)
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &attempt{l: l, st: st, userID: userID, factor: factor, notify: notify}, nil
+		a.notify = c.Failures >= lockoutThreshold && !c.Notified
+		c.Notified = c.Notified || a.notify
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, errf(http.StatusServiceUnavailable, "conflict", "the account is being signed in to concurrently; retry")
+	return a, nil
 }
 
 // succeed clears the attempt's factor: the episode is over.
 func (a *attempt) succeed(ctx context.Context) error {
-	for range 10 {
-		rec, lr, err := a.l.load(ctx, a.st, a.userID)
-		if err != nil {
-			return err
-		}
-		if _, ok := lr.Factors[a.factor]; !ok || rec.Version == "" {
-			return nil
+	return a.book.update(ctx, a.userID, func(lr *lockoutRecord) (bool, error) {
+		if _, ok := lr.Factors[a.factor]; !ok {
+			return false, nil
 		}
 		delete(lr.Factors, a.factor)
-		if len(lr.Factors) == 0 {
-			return a.st.Delete(ctx, KindLockout, a.userID)
-		}
-		err = save(ctx, a.st, rec, lr)
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
-			continue
-		}
-		return err
-	}
-	return errf(http.StatusServiceUnavailable, "conflict", "the account is being signed in to concurrently; retry")
+		return true, nil
+	})
 }
 
 // clearLockout ends every count of a user: a password reset unlocks.
 func (s *Server) clearLockout(ctx context.Context, userID string) error {
-	return s.lockouts.store.Delete(ctx, KindLockout, userID)
+	return s.lockouts.store.Delete(ctx, KindLockout, accountLockoutID(userID))
 }
 
 // passwordSignIn checks a login's password under the lockout. It answers
@@ -230,7 +186,7 @@ func (s *Server) passwordSignIn(ctx context.Context, u user, password string, cr
 		return false, err
 	}
 	l := s.lockouts
-	st := l.storeFor(creds.PasswordHash != "")
+	st := l.bookFor(creds.PasswordHash != "")
 	if err := l.check(ctx, st, u.ID, factorPassword); err != nil {
 		return false, err
 	}
@@ -247,7 +203,7 @@ func (s *Server) passwordSignIn(ctx context.Context, u user, password string, cr
 	case ok:
 		return true, att.succeed(ctx)
 	}
-	if att.notify && st == l.store {
+	if att.notify && creds.PasswordHash != "" {
 		s.mailLockout(ctx, u.Email, "password")
 	}
 	return false, nil
@@ -256,7 +212,7 @@ func (s *Server) passwordSignIn(ctx context.Context, u user, password string, cr
 // beginSecondFactor counts a second-factor attempt of u (TOTP or recovery
 // code) before the code is checked.
 func (s *Server) beginSecondFactor(ctx context.Context, u user) (*attempt, error) {
-	return s.lockouts.reserve(ctx, s.lockouts.store, u.ID, factorSecondFactor)
+	return s.lockouts.reserve(ctx, s.lockouts.accounts, u.ID, factorSecondFactor)
 }
 
 // endSecondFactor settles a second-factor attempt: a right code clears the

@@ -108,16 +108,3 @@ func (m *MemoryStore) DeleteExpired(_ context.Context, now time.Time) (int, erro
 	return n, nil
 }
 
-// count is the number of records held.
-func (m *MemoryStore) count() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.records)
-}
-
-// clear drops every record.
-func (m *MemoryStore) clear() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.records)
-}
