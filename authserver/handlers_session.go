@@ -11,9 +11,14 @@ import (
 
 func normalizeEmail(e string) string { return identity.NormalizeEmail(e) }
 
-// validEmail checks an address's shape (RFC 5322 addr-spec, no display name).
+// validEmail checks an address's shape (RFC 5322 addr-spec, no display
+// name) and that it is in its canonical form (identity.CanonicalEmail),
+// so look-alike spellings never become identities of their own.
 func validEmail(e string) bool {
 	if len(e) < 3 || len(e) > 254 {
+		return false
+	}
+	if c, err := identity.CanonicalEmail(e); err != nil || c != e {
 		return false
 	}
 	a, err := mail.ParseAddress(e)

@@ -107,4 +107,3 @@ func (m *MemoryStore) DeleteExpired(_ context.Context, now time.Time) (int, erro
 	}
 	return n, nil
 }
-

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // maxBody is the largest request body accepted (413 above it).
@@ -140,6 +141,11 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	if ct == "" && len(bytes.TrimSpace(body)) > 0 {
 		return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259); decoding would turn every invalid
+		// byte into U+FFFD and make different inputs equal.
+		return nil, errf(http.StatusBadRequest, "invalid_body", "the body must be UTF-8")
 	}
 	return body, nil
 }

@@ -35,7 +35,10 @@ func verifyNormalized(password, encoded string) bool {
 // checkPasswordEncoding refuses a password that is not valid UTF-8: bytes
 // that are no characters would otherwise all decode alike.
 func checkPasswordEncoding(p string) error {
-	if !utf8.ValidString(p) {
+	// U+FFFD is what a JSON decoder makes of bytes, or escaped lone
+	// surrogates, that are no characters: refusing it keeps two different
+	// inputs from becoming one password.
+	if !utf8.ValidString(p) || strings.ContainsRune(p, utf8.RuneError) {
 		return errf(http.StatusBadRequest, "invalid_password", "the password must be valid UTF-8 text")
 	}
 	return nil
