@@ -24,7 +24,7 @@ import (
 const maxDefaultHashSlots = 4
 
 // hashQueuePerSlot is the default queue length per slot.
-const hashQueuePerSlot = 8
+const hashQueuePerSlot = 32
 
 // errHashBusy sheds a request when every slot and the queue are taken.
 var errHashBusy = &Error{Status: http.StatusServiceUnavailable, Code: "busy",
