@@ -67,8 +67,12 @@ type sampledSink struct {
 	sampler *logSampler
 }
 
-// sampledLogger wraps l so that each message is written at most
-// logLinesPerSecond times a second (after a burst of logBurst).
+// SampledLogger wraps l so that each message is written at most
+// logLinesPerSecond times a second (after a burst of logBurst). The server
+// wraps its own logger; wrap the logger of anything else that logs per
+// request, such as the mail queue.
+func SampledLogger(l logr.Logger) logr.Logger { return sampledLogger(l, time.Now) }
+
 func sampledLogger(l logr.Logger, now func() time.Time) logr.Logger {
 	sink := l.GetSink()
 	if sink == nil {

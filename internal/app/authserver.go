@@ -123,7 +123,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	default:
 		return nil, nil, usage(fmt.Errorf("--store must be kubernetes or memory, not %q", o.StoreBackend))
 	}
-	mailer, err := newMailer(o.Mail, log.WithName("mail"))
+	mailer, err := newMailer(o.Mail, authserver.SampledLogger(log.WithName("mail")))
 	if err != nil {
 		return nil, nil, err
 	}
