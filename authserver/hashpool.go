@@ -23,8 +23,14 @@ import (
 // chart's 256 MiB limit with room for everything else.
 const maxDefaultHashSlots = 4
 
-// hashQueuePerSlot is the default queue length per slot.
-const hashQueuePerSlot = 32
+// hashQueuePerSlot is the default queue length per slot, and minHashQueue
+// its least: long enough that a burst of a few dozen logins waits rather
+// than sheds, short enough that a queued login is answered within about a
+// second or two.
+const (
+	hashQueuePerSlot = 8
+	minHashQueue     = 24
+)
 
 // errHashBusy sheds a request when every slot and the queue are taken.
 var errHashBusy = &Error{Status: http.StatusServiceUnavailable, Code: "busy",
@@ -43,7 +49,7 @@ func newHashPool(size, queue int) *hashPool {
 		size = min(runtime.GOMAXPROCS(0), maxDefaultHashSlots)
 	}
 	if queue <= 0 {
-		queue = hashQueuePerSlot * size
+		queue = max(hashQueuePerSlot*size, minHashQueue)
 	}
 	return &hashPool{slots: make(chan struct{}, size), background: make(chan struct{}, max(1, size/2)),
 		maxAdmit: int64(size + queue)}
