@@ -58,6 +58,12 @@ envtest-assets: ## Build etcd, kube-apiserver and kubectl from the Go module pro
 test: envtest-assets ## Run unit and envtest integration tests.
 	go test $(GO_TEST_FLAGS) ./...
 
+FUZZTIME ?= 5m
+.PHONY: fuzz
+fuzz: ## Run every fuzz target of the auth server and identity packages for FUZZTIME each.
+	@for t in $$(go test -list '^Fuzz' ./authserver/ | grep ^Fuzz); do go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./authserver/ || exit 1; done
+	go test -run '^$$' -fuzz '^FuzzCanonicalEmail$$' -fuzztime $(FUZZTIME) ./internal/identity/
+
 .PHONY: bench
 bench: envtest-assets ## Run the Go benchmarks.
 	go test -run '^$$' -bench . -benchmem ./...

@@ -60,7 +60,7 @@ func (s *Server) UpdateCredentials(ctx context.Context, userID string, change fu
 // SetPassword hashes and stores a user's password. It is the seeding path
 // for tests and the reset flow.
 func (s *Server) SetPassword(ctx context.Context, userID, password string) error {
-	hash, err := HashPassword(password, s.cfg.Argon2)
+	hash, err := HashPassword(normalizePassword(password), s.cfg.Argon2)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ type flowState struct {
 	queue *mail.Queue
 
 	mu      sync.Mutex
-	jobs    []flowJob
+	jobs    flowLanes
 	workers int
 	pending int           // queued or running
 	idle    chan struct{} // closed when pending drops to zero
@@ -101,14 +101,14 @@ func (s *Server) goFlow(flow string, job func(ctx context.Context) error) error 
 	f := &s.flows
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.pending >= maxFlowJobs {
+	if f.pending >= maxFlowJobs || !f.jobs.fits(flow) {
 		return errBusy
 	}
 	if f.pending == 0 {
 		f.idle = make(chan struct{})
 	}
 	f.pending++
-	f.jobs = append(f.jobs, flowJob{name: flow, at: time.Now(), run: job})
+	f.jobs.push(flowJob{name: flow, at: time.Now(), run: job})
 	if f.workers < flowWorkers {
 		f.workers++
 		go s.flowWorker()
@@ -121,14 +121,12 @@ func (s *Server) flowWorker() {
 	f := &s.flows
 	for {
 		f.mu.Lock()
-		if len(f.jobs) == 0 {
+		job, ok := f.jobs.pop()
+		if !ok {
 			f.workers--
 			f.mu.Unlock()
 			return
 		}
-		job := f.jobs[0]
-		f.jobs[0] = flowJob{}
-		f.jobs = f.jobs[1:]
 		f.mu.Unlock()
 		time.Sleep(time.Until(job.at.Add(flowStartDelay)))
 		s.runFlowJob(job)

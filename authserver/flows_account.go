@@ -54,7 +54,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 // hash, when the organization admits the email; see mailToken. The
 // password is hashed either way.
 func (s *Server) sendVerification(ctx context.Context, email, password, orgSel, binding string) error {
-	hash, err := HashPassword(password, s.cfg.Argon2)
+	hash, err := s.hashPasswordBackground(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 		var err error
-		hash, err = HashPassword(req.Password, s.cfg.Argon2)
+		hash, err = s.hashPassword(ctx, req.Password)
 		return err
 	})
 	if err != nil {
@@ -267,6 +267,9 @@ func (s *Server) applyReset(ctx context.Context, userID, hash string) error {
 		return err
 	}
 	if err := s.RevokeUserSessions(ctx, userID, "password_reset"); err != nil {
+		return err
+	}
+	if err := s.clearLockout(ctx, userID); err != nil {
 		return err
 	}
 	return s.revokeUserTokens(ctx, userID)

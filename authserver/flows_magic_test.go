@@ -328,7 +328,7 @@ func TestAccountFlowsRateLimited(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			h := newFlowHarness(t, func(c *Config) { c.RateLimitPerMinute, c.TrustForwardedFor = 3, true })
+			h := newFlowHarness(t, func(c *Config) { c.RateLimitPerMinute, c.TrustedProxies = 3, loopbackProxy })
 			from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
 			// Per email: three clients use up alice's minute.
 			for i := range 3 {

@@ -188,7 +188,12 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 	if wait, ok := s.limiter.allow(r.Pattern + "|email|" + p.Email); !ok {
 		return tooMany(wait)
 	}
-	err := s.UpdateCredentials(r.Context(), p.UserID, func(c *Credentials) error {
+	u := user{ID: p.UserID, Email: p.Email}
+	att, err := s.beginSecondFactor(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	err = s.UpdateCredentials(r.Context(), p.UserID, func(c *Credentials) error {
 		if err := checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now(), s.recoveryKey); err != nil {
 			return err
 		}
@@ -197,9 +202,15 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 	})
 	var wrong *secondFactorError
 	if errors.As(err, &wrong) {
+		if err := s.endSecondFactor(r.Context(), att, u, false); err != nil {
+			return err
+		}
 		return wrong.answer(http.StatusBadRequest, "")
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.endSecondFactor(r.Context(), att, u, true); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -227,15 +238,25 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		return errCodeRequired
 	}
 	u := user{ID: in.UserID, Email: in.Email}
+	att, err := s.beginSecondFactor(ctx, u)
+	if err != nil {
+		return err
+	}
 	err = s.UpdateCredentials(ctx, u.ID, func(c *Credentials) error {
 		return checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now(), s.recoveryKey)
 	})
 	var wrong *secondFactorError
 	if errors.As(err, &wrong) {
 		s.limiter.allow(emailKey) // a wrong code costs twice
+		if err := s.endSecondFactor(ctx, att, u, false); err != nil {
+			return err
+		}
 		return s.mfaFailure(ctx, &pending{rec: rec, in: in}, wrong)
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.endSecondFactor(ctx, att, u, true); err != nil {
 		return err
 	}
 	amr := withAMR(in.AMR, "otp")

@@ -14,9 +14,14 @@ import (
 
 func normalizeEmail(e string) string { return identity.NormalizeEmail(e) }
 
-// validEmail checks an address's shape (RFC 5322 addr-spec, no display name).
+// validEmail checks an address's shape (RFC 5322 addr-spec, no display
+// name) and that it is in its canonical form (identity.CanonicalEmail),
+// so look-alike spellings never become identities of their own.
 func validEmail(e string) bool {
 	if len(e) < 3 || len(e) > 254 {
+		return false
+	}
+	if c, err := identity.CanonicalEmail(e); err != nil || c != e {
 		return false
 	}
 	a, err := mail.ParseAddress(e)
@@ -63,11 +68,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hash := creds.PasswordHash
-	if hash == "" {
-		hash = dummyHash
+	ok, err := s.passwordSignIn(r.Context(), u, req.Password, creds)
+	if err != nil {
+		return err
 	}
-	ok := VerifyPassword(req.Password, hash) && creds.PasswordHash != ""
 	var ms []Membership
 	for _, m := range s.dir.Memberships(email) {
 		if m.Org.Password {

@@ -8,8 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // maxBody is the largest request body accepted (413 above it).
@@ -78,11 +80,15 @@ func changesState(method string) bool {
 }
 
 // limited applies the per-IP and per-email rate limits of the abuse-prone
-// endpoints. It peeks at the body's email so handlers need not.
-func (s *Server) limited(h handlerFunc) handlerFunc {
+// endpoints. field is the body field the handler reads the email from, so
+// the key is the address the handler acts on; a body that carries both
+// email and email_address is refused, so a second field can never pick a
+// fresh bucket. Only a valid address becomes a key, and keys are hashed
+// by the limiter, so no input decides a bucket's size.
+func (s *Server) limited(field string, h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		route := r.Pattern
-		if wait, ok := s.limiter.allow(route + "|ip|" + s.clientIP(r)); !ok {
+		if wait, ok := s.limiter.allow(route + "|ip|" + limitKeyIP(s.clientIP(r))); !ok {
 			return tooMany(wait)
 		}
 		body, err := readBody(r)
@@ -91,13 +97,28 @@ func (s *Server) limited(h handlerFunc) handlerFunc {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		var peek struct {
-			Email        string `json:"email"`
-			EmailAddress string `json:"email_address"`
+			Email        json.RawMessage `json:"email"`
+			EmailAddress json.RawMessage `json:"email_address"`
 		}
-		_ = json.Unmarshal(body, &peek)
-		if email := normalizeEmail(peek.Email + peek.EmailAddress); email != "" {
-			if wait, ok := s.limiter.allow(route + "|email|" + email); !ok {
-				return tooMany(wait)
+		if json.Unmarshal(body, &peek) != nil {
+			return h(w, r) // the handler's decoder answers the malformed body
+		}
+		if peek.Email != nil && peek.EmailAddress != nil {
+			return errf(http.StatusBadRequest, "conflicting_fields", "send either email or email_address, not both")
+		}
+		var raw json.RawMessage
+		switch field {
+		case "email":
+			raw = peek.Email
+		case "email_address":
+			raw = peek.EmailAddress
+		}
+		var value string
+		if json.Unmarshal(raw, &value) == nil {
+			if email := normalizeEmail(value); validEmail(email) {
+				if wait, ok := s.limiter.allow(route + "|email|" + email); !ok {
+					return tooMany(wait)
+				}
 			}
 		}
 		return h(w, r)
@@ -130,6 +151,11 @@ func readBody(r *http.Request) ([]byte, error) {
 	if ct == "" && len(bytes.TrimSpace(body)) > 0 {
 		return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
 	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259); decoding would turn every invalid
+		// byte into U+FFFD and make different inputs equal.
+		return nil, errf(http.StatusBadRequest, "invalid_body", "the body must be UTF-8")
+	}
 	return body, nil
 }
 
@@ -157,9 +183,31 @@ func jsonProblem(err error) string {
 	case errors.As(err, &syn):
 		return "syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
 	case errors.As(err, &typ):
-		return "field " + strconv.Quote(typ.Field) + " must be " + typ.Type.String()
+		if typ.Field == "" {
+			return "the body must be a JSON object"
+		}
+		return "field " + strconv.Quote(typ.Field) + " must be " + jsonKind(typ.Type.Kind())
 	}
 	return "unexpected input"
+}
+
+// jsonKind names a Go kind as the JSON a client should send, so no
+// message names a Go type.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another type"
 }
 
 // statusRecorder remembers the status a handler wrote.

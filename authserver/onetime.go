@@ -65,6 +65,7 @@ func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl ti
 	ot.Hash = hash
 	ot.ExpiresAt = s.cfg.Now().UTC().Add(ttl)
 	msg := render(token, ot.ExpiresAt)
+	msg.Lane = ot.Purpose // purposes name the mail queue's lanes
 	if !send {
 		return nil
 	}

@@ -30,9 +30,18 @@ var commonPasswords = func() map[string]struct{} {
 // checkPassword applies the rules of NIST SP 800-63B 5.1.1.2 to a new
 // password: at least MinPasswordLength and at most 256 characters, any
 // characters, and not one of the 10,000 most common passwords nor the
-// user's own email or its local part. No composition rules. The answer
+// user's own email or its local part, nor blank (see blankPassword). It
+// is checked in its NFKC form, the form that is hashed. No composition
+// rules. The answer
 // says which rule failed and nothing about the account.
 func (s *Server) checkPassword(password, email string) error {
+	if err := checkPasswordEncoding(password); err != nil {
+		return err
+	}
+	if blankPassword(password) {
+		return weakPassword("the password must hold visible characters, not only spaces or invisible ones")
+	}
+	password = normalizePassword(password)
 	n := utf8.RuneCountInString(password)
 	minLen := s.cfg.MinPasswordLength
 	switch {

@@ -8,12 +8,9 @@
 package authserver
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -39,9 +36,14 @@ type Config struct {
 	// ForwardedURISource is where /verify reads the original request
 	// from; the zero value is ingress-nginx.
 	ForwardedURISource ForwardedURISource
-	// TrustForwardedFor takes the client IP from X-Forwarded-For; only for
-	// servers behind a proxy that sets it.
-	TrustForwardedFor bool
+	// TrustedProxies are the proxies whose X-Forwarded-For entries are
+	// believed (see clientIP). Empty: the client IP is the remote address.
+	TrustedProxies ProxyList
+	// PasswordHashConcurrency bounds the argon2 hashes running at once
+	// (default: the CPUs, at most 4); PasswordHashQueue bounds the requests
+	// waiting for one (default 4 per slot). Past both, 503 busy.
+	PasswordHashConcurrency int
+	PasswordHashQueue       int
 	// Secret keys derived values shared by every replica (CSRF tokens,
 	// recovery-code hashes). It is never logged.
 	Secret []byte
@@ -55,6 +57,8 @@ type Config struct {
 	// RequestTimeout bounds each request's store calls, so an unreachable
 	// API server yields a 503 instead of a hung client.
 	RequestTimeout time.Duration
+	// Timeouts are the HTTP server's read, write and idle limits.
+	Timeouts ServerTimeouts
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -89,6 +93,7 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Timeouts.defaults()
 }
 
 // Server is the auth server's HTTP handler and its state.
@@ -117,6 +122,9 @@ type Server struct {
 	mailer  mail.Mailer
 	members MembershipWriter
 	flows   flowState
+	// hashing bounds argon2 work; lockouts counts failed sign-ins.
+	hashing  passwordHasher
+	lockouts *lockouts
 }
 
 // Option adjusts a Server.
@@ -145,9 +153,11 @@ func New(cfg Config, dir *Directory, store Store, userIDKey []byte, opts ...Opti
 	for _, o := range opts {
 		o(s)
 	}
+	s.log = sampledLogger(s.log, time.Now)
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}
+	s.lockouts = newLockouts(store, cfg.Now)
 	s.limiter = newRateLimiter(cfg.RateLimitPerMinute, time.Minute, cfg.Now)
 	s.verified = newTokenCache(100_000)
 	s.csrfKey = deriveKey(cfg.Secret, "tenantauth csrf v1")
@@ -207,34 +217,35 @@ func (s *Server) routes() http.Handler {
 	handle("GET /.well-known/jwks.json", http.HandlerFunc(s.handleJWKS))
 	handle("GET /orgs/{org}/.well-known/jwks.json", http.HandlerFunc(s.handleOrgJWKS))
 	handle("GET /orgs/{org}/.well-known/openid-configuration", http.HandlerFunc(s.handleDiscovery))
-	handle("POST /auth/login", s.public(s.limited(s.handleLogin)))
+	handle("POST /auth/login", s.public(s.limited("email", s.handleLogin)))
 	handle("POST /auth/refresh", s.public(s.handleRefresh))
 	handle("POST /auth/logout", s.authenticated(s.handleLogout))
 	handle("GET /auth/me", s.authenticated(s.handleMe))
 	handle("POST /users/exchange-session", s.public(s.handleExchangeSession))
-	handle("POST /users/send-magic-link", s.public(s.limited(s.handleSendMagicLink)))
+	handle("POST /users/send-magic-link", s.public(s.limited("email_address", s.handleSendMagicLink)))
 	handle("POST /users/authenticate-magic-link", s.public(s.handleAuthenticateMagicLink))
-	handle("POST /auth/register", s.public(s.limited(s.handleRegister)))
+	handle("POST /auth/register", s.public(s.limited("email", s.handleRegister)))
 	handle("POST /auth/verify-email", s.public(s.handleVerifyEmail))
-	handle("POST /auth/forgot-password", s.public(s.limited(s.handleForgotPassword)))
+	handle("POST /auth/forgot-password", s.public(s.limited("email", s.handleForgotPassword)))
 	handle("POST /auth/reset-password", s.public(s.handleResetPassword))
 	handle("POST /auth/2fa/setup", s.public(s.handleTOTPSetup))
 	handle("POST /auth/2fa/enable", s.public(s.handleTOTPEnable))
 	handle("POST /auth/2fa/disable", s.authenticated(s.handleTOTPDisable))
-	handle("POST /auth/2fa/verify", s.public(s.limited(s.handleTOTPVerify)))
+	handle("POST /auth/2fa/verify", s.public(s.limited("", s.handleTOTPVerify)))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errf(http.StatusNotFound, "not_found", "no such endpoint"))
 	})))
 	// /verify, any method, and in Envoy mode /verify;params/<original
-	// path>: ahead of the mux, which would redirect an unclean original
-	// path instead of letting /verify judge it.
+	// path>: ahead of the mux and of canonical, which would refuse an
+	// unclean original path instead of letting /verify judge it.
 	verify := s.instrument("/verify", http.HandlerFunc(s.handleVerify))
+	rest := s.canonical(mux)
 	return s.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.isVerifyPath(r) {
 			verify.ServeHTTP(w, r)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		rest.ServeHTTP(w, r)
 	}))
 }
 
@@ -264,41 +275,4 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// clientIP is the remote address, or the first X-Forwarded-For hop when the
-// server is configured to trust it.
-func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// Serve runs the HTTP server on l until ctx ends, then drains it.
-func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -16,6 +16,9 @@ const (
 	// KindFamily records a session family: every session descended from
 	// one sign-in names it, and revoking it ends them all.
 	KindFamily = "family"
+	// KindLockout records are a user's failed sign-in counts, keyed by
+	// user ID, shared by every replica (see lockout.go).
+	KindLockout = "lockout"
 )
 
 // Errors a Store returns. Any other error means the store could not be

@@ -224,8 +224,12 @@ func validateMembershipSpec(org *tenantauthv1alpha1.Organization, m *tenantauthv
 
 // emailProblem says what is wrong with an email, or "" when nothing is.
 func emailProblem(email string) string {
-	if email != identity.NormalizeEmail(email) {
-		return "must be lower-case with no surrounding spaces"
+	canonical, err := identity.CanonicalEmail(email)
+	if err != nil {
+		return err.Error()
+	}
+	if email != canonical {
+		return "must be in canonical form (lower-case, NFKC-normalised, IDNA domain, no surrounding spaces): " + canonical
 	}
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Name != "" || a.Address != email {

@@ -138,8 +138,10 @@ func clone(r *authserver.Record) *authserver.Record {
 // Get returns a record from the index. A miss on a session or token, whose
 // unguessable ID the client presented, may be one another replica wrote a
 // moment ago, so it is read live (within a rate limit). A miss on
-// credentials is final: they are keyed by an ID derived from an email, and
-// a live read there would make unknown emails slower than known ones.
+// credentials or a lockout count is final: they are keyed by an ID derived
+// from an email, and a live read there would make unknown emails slower
+// than known ones. (A count another replica just made is learnt on the
+// compare-and-swap: Create answers ErrExists and reads it.)
 func (s *Store) Get(ctx context.Context, kind, id string) (*authserver.Record, error) {
 	name := secretName(kind, id)
 	s.mu.RLock()
@@ -148,7 +150,7 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*authserver.Record, e
 	if ok {
 		return clone(r), nil
 	}
-	if kind == authserver.KindCredentials || !s.live.Allow() {
+	if kind == authserver.KindCredentials || kind == authserver.KindLockout || !s.live.Allow() {
 		return nil, authserver.ErrNotFound
 	}
 	var sec corev1.Secret

@@ -33,6 +33,31 @@ type Message struct {
 	// Expires, when set, is when the message's link stops working: a queue
 	// stops retrying a message past it, since delivering it is pointless.
 	Expires time.Time
+	// Lane is the Queue lane the message waits in (one of the Lane
+	// constants; empty is LaneNotice), so a flood of one kind of mail
+	// never delays another.
+	Lane string
+}
+
+// The lanes of a Queue: one per flow, served in turn.
+const (
+	LaneMagicLink = "magic_link"
+	LaneReset     = "password_reset"
+	LaneVerify    = "verify_email"
+	LaneNotice    = "notice"
+)
+
+// lanes lists the lanes in the order they are served.
+var lanes = []string{LaneMagicLink, LaneReset, LaneVerify, LaneNotice}
+
+// laneIndex maps a message to its lane; unknown lanes are notices.
+func laneIndex(lane string) int {
+	for i, l := range lanes {
+		if l == lane {
+			return i
+		}
+	}
+	return len(lanes) - 1
 }
 
 // Mailer delivers messages.

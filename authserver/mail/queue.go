@@ -22,8 +22,12 @@ var (
 
 // QueueOptions tune a Queue. Zero values take the defaults.
 type QueueOptions struct {
-	// Size is how many messages may wait for delivery at once (10000).
-	Size int
+	// Size is how many messages may wait for delivery at once (10000),
+	// in all lanes; each lane holds at most LaneSize of them (half of Size,
+	// or all of a queue of up to 16), so a flood of one kind of mail leaves
+	// room for the others.
+	Size     int
+	LaneSize int
 	// Concurrency is how many deliveries run at once (4), so a burst does
 	// not open hundreds of connections to the mail server.
 	Concurrency int
@@ -45,6 +49,9 @@ type QueueOptions struct {
 func (o *QueueOptions) defaults() {
 	if o.Size <= 0 {
 		o.Size = 10000
+	}
+	if o.LaneSize <= 0 {
+		o.LaneSize = max(o.Size/2, min(o.Size, 16))
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
@@ -71,7 +78,9 @@ func (o *QueueOptions) defaults() {
 
 // Queue delivers messages in the background through another Mailer. Send
 // only accepts a message, so a slow or unreachable mail server never slows
-// the caller; failed deliveries are retried with exponential backoff until
+// the caller. Messages wait in lanes (Message.Lane), which workers serve in
+// turn, so a burst of one kind (signup mails) delays another (a sign-in
+// link) by at most one delivery per lane; failed deliveries are retried with exponential backoff until
 // they succeed, fail permanently, run out of attempts or pass the
 // message's Expires. Up to Concurrency workers deliver; a message waiting
 // for its retry holds a timer, not a goroutine.
@@ -82,7 +91,9 @@ type Queue struct {
 	cancel  context.CancelFunc
 
 	mu      sync.Mutex
-	ready   []*entry               // waiting for a worker, oldest first
+	ready   [][]*entry             // per lane, waiting for a worker, oldest first
+	inLane  []int                  // per lane, accepted and not finished
+	next    int                    // the lane served next
 	waiting map[*entry]*time.Timer // waiting for their retry
 	workers int
 	pending int           // accepted and not yet delivered or given up
@@ -94,6 +105,7 @@ type Queue struct {
 // entry is one accepted message.
 type entry struct {
 	msg      Message
+	lane     int
 	attempts int
 }
 
@@ -110,18 +122,20 @@ func NewQueue(backend Mailer, opts QueueOptions) *Queue {
 	ctx, cancel := context.WithCancel(context.Background())
 	idle := make(chan struct{})
 	close(idle)
-	return &Queue{backend: backend, opts: opts, ctx: ctx, cancel: cancel, idle: idle, waiting: map[*entry]*time.Timer{}}
+	return &Queue{backend: backend, opts: opts, ctx: ctx, cancel: cancel, idle: idle, waiting: map[*entry]*time.Timer{},
+		ready: make([][]*entry, len(lanes)), inLane: make([]int, len(lanes))}
 }
 
 // Send accepts m for delivery and returns at once. It fails only when the
-// queue is full or closed; delivery errors are logged, never returned.
+// queue or m's lane is full, or the queue is closed; delivery errors are logged, never returned.
 func (q *Queue) Send(_ context.Context, m Message) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return ErrClosed
 	}
-	if q.pending >= q.opts.Size {
+	lane := laneIndex(m.Lane)
+	if q.pending >= q.opts.Size || q.inLane[lane] >= q.opts.LaneSize {
 		q.stats.Rejected++
 		return ErrQueueFull
 	}
@@ -129,8 +143,9 @@ func (q *Queue) Send(_ context.Context, m Message) error {
 		q.idle = make(chan struct{})
 	}
 	q.pending++
+	q.inLane[lane]++
 	q.stats.Accepted++
-	q.ready = append(q.ready, &entry{msg: m})
+	q.ready[lane] = append(q.ready[lane], &entry{msg: m, lane: lane})
 	q.spawnLocked()
 	return nil
 }
@@ -147,17 +162,31 @@ func (q *Queue) spawnLocked() {
 func (q *Queue) work() {
 	for {
 		q.mu.Lock()
-		if len(q.ready) == 0 {
+		e := q.nextLocked()
+		if e == nil {
 			q.workers--
 			q.mu.Unlock()
 			return
 		}
-		e := q.ready[0]
-		q.ready[0] = nil
-		q.ready = q.ready[1:]
 		q.mu.Unlock()
 		q.attempt(e)
 	}
+}
+
+// nextLocked takes the oldest ready message of the next lane that has
+// one, round robin, or nil.
+func (q *Queue) nextLocked() *entry {
+	for range lanes {
+		l := q.next
+		q.next = (q.next + 1) % len(lanes)
+		if r := q.ready[l]; len(r) > 0 {
+			e := r[0]
+			r[0] = nil
+			q.ready[l] = r[1:]
+			return e
+		}
+	}
+	return nil
 }
 
 // Stats returns the counts so far.
@@ -207,8 +236,9 @@ func (q *Queue) Close(ctx context.Context) error {
 }
 
 // finishLocked ends an accepted message's stay.
-func (q *Queue) finishLocked() {
+func (q *Queue) finishLocked(e *entry) {
 	q.pending--
+	q.inLane[e.lane]--
 	if q.pending == 0 {
 		close(q.idle)
 	}
@@ -217,7 +247,7 @@ func (q *Queue) finishLocked() {
 func (q *Queue) giveUpLocked(e *entry, err error, msg string) {
 	q.log(e).Error(redact(err, e.msg.To), msg, "attempts", e.attempts, "permanent", IsPermanent(err))
 	q.stats.Failed++
-	q.finishLocked()
+	q.finishLocked(e)
 }
 
 func (q *Queue) log(e *entry) logr.Logger {
@@ -230,7 +260,7 @@ func (q *Queue) attempt(e *entry) {
 		q.log(e).Info("mail given up: its link expired before it could be delivered", "attempts", e.attempts)
 		q.mu.Lock()
 		q.stats.Failed++
-		q.finishLocked()
+		q.finishLocked(e)
 		q.mu.Unlock()
 		return
 	}
@@ -243,7 +273,7 @@ func (q *Queue) attempt(e *entry) {
 	switch {
 	case err == nil:
 		q.stats.Delivered++
-		q.finishLocked()
+		q.finishLocked(e)
 	case IsPermanent(err) || e.attempts >= q.opts.MaxAttempts || q.ctx.Err() != nil:
 		q.giveUpLocked(e, err, "mail not delivered")
 	default:
@@ -262,7 +292,7 @@ func (q *Queue) retry(e *entry) {
 		return // abandoned by Close
 	}
 	delete(q.waiting, e)
-	q.ready = append(q.ready, e)
+	q.ready[e.lane] = append(q.ready[e.lane], e)
 	q.spawnLocked()
 }
 

@@ -186,4 +186,82 @@ func Run(t *testing.T, st authserver.Store) {
 			t.Fatalf("deleted record: %v", err)
 		}
 	})
+
+	t.Run("lockout counts: concurrent increments all count", func(t *testing.T) {
+		// Every replica counts failed sign-ins in one record per user with
+		// compare-and-swap; none may be lost, whichever replica wrote first.
+		uid := id("usr_lock")
+		if _, err := st.Get(ctx, authserver.KindLockout, uid); !errors.Is(err, authserver.ErrNotFound) {
+			t.Fatalf("missing lockout record: %v, want ErrNotFound", err)
+		}
+		const n = 10
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				if err := increment(ctx, st, uid); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if got := readCount(t, st, uid); got != n {
+			t.Fatalf("count %d after %d concurrent increments", got, n)
+		}
+		// A locked account's record has no expiry and survives collection.
+		if _, err := st.DeleteExpired(ctx, time.Now().Add(365*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readCount(t, st, uid); got != n {
+			t.Fatalf("count %d after garbage collection", got)
+		}
+		if err := st.Delete(ctx, authserver.KindLockout, uid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Get(ctx, authserver.KindLockout, uid); !errors.Is(err, authserver.ErrNotFound) {
+			t.Fatalf("after a reset: %v", err)
+		}
+	})
+}
+
+// increment adds one to a lockout record's count the way the auth server
+// does: read, change, compare-and-swap, retry on conflict.
+func increment(ctx context.Context, st authserver.Store, uid string) error {
+	for range 100 {
+		r, err := st.Get(ctx, authserver.KindLockout, uid)
+		n := 0
+		switch {
+		case errors.Is(err, authserver.ErrNotFound):
+			r = &authserver.Record{Kind: authserver.KindLockout, ID: uid, UserID: uid}
+		case err != nil:
+			return err
+		default:
+			if _, err := fmt.Sscanf(string(r.Data), `{"n":%d}`, &n); err != nil {
+				return fmt.Errorf("decode %q: %w", r.Data, err)
+			}
+		}
+		r.Data = []byte(fmt.Sprintf(`{"n":%d}`, n+1))
+		if r.Version == "" {
+			err = st.Create(ctx, r)
+		} else {
+			err = st.Update(ctx, r)
+		}
+		if errors.Is(err, authserver.ErrConflict) || errors.Is(err, authserver.ErrExists) || errors.Is(err, authserver.ErrNotFound) {
+			continue
+		}
+		return err
+	}
+	return errors.New("increment: too many conflicts")
+}
+
+func readCount(t *testing.T, st authserver.Store, uid string) int {
+	t.Helper()
+	r, err := st.Get(context.Background(), authserver.KindLockout, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if _, err := fmt.Sscanf(string(r.Data), `{"n":%d}`, &n); err != nil {
+		t.Fatalf("decode %q: %v", r.Data, err)
+	}
+	return n
 }

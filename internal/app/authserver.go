@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -32,12 +33,19 @@ type AuthServerOptions struct {
 	RefreshCookieName  string
 	CookieDomain       string
 	RateLimitPerMinute int
-	TrustForwardedFor  bool
-	MinPasswordLength  int
 	// ForwardedURISource is where /verify reads the original request from
 	// (--forwarded-uri-source); the zero value is ingress-nginx.
 	ForwardedURISource authserver.ForwardedURISource
-	Mail               MailOptions
+	// TrustedProxies are comma-separated CIDRs of the proxies whose
+	// X-Forwarded-For entries are believed.
+	TrustedProxies string
+	// trustForwardedFor records the removed --trust-forwarded-for flag,
+	// so a deployment still passing it fails at start with a pointer to
+	// --trusted-proxies instead of silently changing behaviour.
+	trustForwardedFor       bool
+	PasswordHashConcurrency int
+	MinPasswordLength       int
+	Mail                    MailOptions
 	// Listener, when set, is used instead of listening on Addr (dev and
 	// tests pass one to learn the port).
 	Listener net.Listener
@@ -56,7 +64,9 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.RefreshCookieName, "refresh-cookie-name", "tenantauth_refresh", "name of the refresh-token cookie")
 	fs.StringVar(&o.CookieDomain, "cookie-domain", "", "Domain attribute of both cookies")
 	fs.IntVar(&o.RateLimitPerMinute, "rate-limit-per-minute", 20, "login, register, forgot-password, magic-link and 2fa/verify requests a minute per IP and per email")
-	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
+	fs.StringVar(&o.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies (e.g. the ingress controller's pods) whose X-Forwarded-For is believed; the client is the rightmost address not in the list")
+	fs.BoolFunc("trust-forwarded-for", "removed: use --trusted-proxies", func(string) error { o.trustForwardedFor = true; return nil })
+	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once (each takes 19 MiB); 0 means the CPUs, at most 4. Requests past it and a short queue get 503 busy")
 	fs.IntVar(&o.MinPasswordLength, "min-password-length", 8, "shortest password accepted")
 	BindForwardedURISource(fs, &o.ForwardedURISource)
 	o.Mail.Bind(fs)
@@ -66,6 +76,17 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 // directory source, the store and the HTTP server, all as runnables that
 // run on every replica.
 func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (ctrl.Manager, *authserver.Server, error) {
+	if o.trustForwardedFor {
+		return nil, nil, usage(errors.New("--trust-forwarded-for was removed: it believed the leftmost X-Forwarded-For entry, which clients write. " +
+			"Set --trusted-proxies to the CIDRs of your proxies (the ingress controller's pod CIDR) instead"))
+	}
+	proxies, err := authserver.ParseProxyList(o.TrustedProxies)
+	if err != nil {
+		return nil, nil, usage(fmt.Errorf("--trusted-proxies: %w", err))
+	}
+	if o.PasswordHashConcurrency < 0 {
+		return nil, nil, usage(errors.New("--password-hash-concurrency must not be negative"))
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  Scheme(),
 		Cache:   authServerCacheOptions(o.WatchNamespaces, o.Namespace),
@@ -106,7 +127,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	default:
 		return nil, nil, usage(fmt.Errorf("--store must be kubernetes or memory, not %q", o.StoreBackend))
 	}
-	mailer, err := newMailer(o.Mail, log.WithName("mail"))
+	mailer, err := newMailer(o.Mail, authserver.SampledLogger(log.WithName("mail")))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,7 +137,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	srv := authserver.New(authserver.Config{
 		PublicURL: o.PublicURL, PathPrefix: o.PathPrefix, SessionCookieName: o.SessionCookieName,
 		RefreshCookieName: o.RefreshCookieName, CookieDomain: o.CookieDomain, RateLimitPerMinute: o.RateLimitPerMinute,
-		TrustForwardedFor: o.TrustForwardedFor, Secret: key, MinPasswordLength: o.MinPasswordLength,
+		TrustedProxies: proxies, PasswordHashConcurrency: o.PasswordHashConcurrency, Secret: key, MinPasswordLength: o.MinPasswordLength,
 		ForwardedURISource: o.ForwardedURISource,
 	}, dir, store, key,
 		authserver.WithLogger(log),

@@ -34,6 +34,10 @@ type DevOptions struct {
 	Namespace string
 	// ForwardedURISource is the auth server's --forwarded-uri-source.
 	ForwardedURISource authserver.ForwardedURISource
+	// TrustedProxies and PasswordHashConcurrency are passed to the auth
+	// server as its flags of the same names.
+	TrustedProxies          string
+	PasswordHashConcurrency int
 }
 
 // Bind registers the flags on fs.
@@ -43,6 +47,8 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.Samples, "samples", "config/samples", "folder of manifests to apply at start; empty applies none")
 	fs.StringVar(&o.Namespace, "namespace", "tenantauth-system", "namespace of the operator and the auth server")
 	BindForwardedURISource(fs, &o.ForwardedURISource)
+	fs.StringVar(&o.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (see tenantauth authserver --help)")
+	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once; 0 means the CPUs, at most 4")
 }
 
 // RunDev runs everything on one machine: an embedded kube-apiserver and
@@ -108,6 +114,7 @@ func RunDev(ctx context.Context, o DevOptions) error {
 		Listener: l, MetricsAddr: "0", PublicURL: publicURL, Namespace: o.Namespace, StoreBackend: "kubernetes",
 		SessionCookieName: "tenantauth_session", RefreshCookieName: "tenantauth_refresh", RateLimitPerMinute: 20,
 		MinPasswordLength: 8, ForwardedURISource: o.ForwardedURISource,
+		TrustedProxies: o.TrustedProxies, PasswordHashConcurrency: o.PasswordHashConcurrency,
 		Mail: MailOptions{Backend: "file", OutboxDir: filepath.Join(o.StateDir, "outbox")},
 	})
 	if err != nil {
