@@ -35,16 +35,29 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long each target is loaded")
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
+	base := flag.String("url", "", "base URL of a running auth server to load instead of an in-process one")
+	extJWT := flag.String("jwt", "", "with -url: an access token of the organization -org")
+	extKey := flag.String("api-key", "", "with -url: an API key of -org with scope read")
+	org := flag.String("org", "acme", "with -url: the organization's slug")
 	flag.Parse()
 	if _, err := exec.LookPath("wrk"); err != nil {
 		fmt.Fprintln(os.Stderr, "loadverify needs wrk: apt-get install -y wrk")
 		os.Exit(2)
 	}
-	srv, jwt, key, err := setup()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	var srv http.Handler
+	jwt, key, slug := *extJWT, *extKey, *org
+	if *base == "" {
+		s, j, k, err := setup()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		srv, jwt, key, slug = s, j, k, "acme"
+	} else if jwt == "" || key == "" {
+		fmt.Fprintln(os.Stderr, "-url needs -jwt and -api-key")
+		os.Exit(2)
 	}
+	fwd := strings.ReplaceAll(forwarded, "%61cme", slug)
 	bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	targets := []struct {
 		name    string
@@ -53,24 +66,31 @@ func main() {
 		headers []string
 	}{
 		{"bare net/http 200", bare, "/", nil},
-		{"/verify JWT (ES256)", srv, "/verify?org=acme", []string{"Authorization: Bearer " + jwt}},
-		{"  + forwarded path", srv, "/verify?org=acme", []string{"Authorization: Bearer " + jwt, forwarded}},
-		{"/verify API key", srv, "/verify?org=acme&scope=read", []string{"X-API-Key: " + key}},
-		{"  + forwarded path", srv, "/verify?org=acme&scope=read", []string{"X-API-Key: " + key, forwarded}},
+		{"/verify JWT (ES256)", srv, "/verify?org=" + slug, []string{"Authorization: Bearer " + jwt}},
+		{"  + forwarded path", srv, "/verify?org=" + slug, []string{"Authorization: Bearer " + jwt, fwd}},
+		{"/verify API key", srv, "/verify?org=" + slug + "&scope=read", []string{"X-API-Key: " + key}},
+		{"  + forwarded path", srv, "/verify?org=" + slug + "&scope=read", []string{"X-API-Key: " + key, fwd}},
 	}
 	fmt.Printf("wrk -t%d -c%d -d%s, %d cores\n\n", *threads, *conns, *duration, numCPU())
 	fmt.Printf("%-22s %12s %10s %10s %10s %10s\n", "target", "req/s", "p50", "p90", "p99", "non-2xx")
 	var baseline float64
 	for i, t := range targets {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+		url := strings.TrimSuffix(*base, "/")
+		var hs *http.Server
+		if t.handler != nil {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			hs = &http.Server{Handler: t.handler}
+			go func() { _ = hs.Serve(l) }()
+			url = "http://" + l.Addr().String()
 		}
-		hs := &http.Server{Handler: t.handler}
-		go func() { _ = hs.Serve(l) }()
-		res, err := runWrk(*threads, *conns, *duration, "http://"+l.Addr().String()+t.path, t.headers)
-		_ = hs.Shutdown(context.Background())
+		res, err := runWrk(*threads, *conns, *duration, url+t.path, t.headers)
+		if hs != nil {
+			_ = hs.Shutdown(context.Background())
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
