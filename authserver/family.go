@@ -182,16 +182,7 @@ func (c *factsCache) facts(rec *Record) (*sessionFacts, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		// Evict a random tenth, as tokenCache does.
-		n := c.max / 10
-		for k := range c.entries {
-			delete(c.entries, k)
-			if n--; n <= 0 {
-				break
-			}
-		}
-	}
+	evictTenth(c.entries, c.max)
 	c.entries[rec.ID] = f
 	return f, nil
 }

@@ -32,16 +32,21 @@ func (c *tokenCache) get(token string) (*verifiedToken, bool) {
 func (c *tokenCache) put(token string, v *verifiedToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		// Evict a random tenth: map iteration order is random, and an
-		// evicted token is only verified again.
-		n := c.max / 10
-		for k := range c.entries {
-			delete(c.entries, k)
-			if n--; n <= 0 {
-				break
-			}
+	evictTenth(c.entries, c.max) // an evicted token is only verified again
+	c.entries[token] = v
+}
+
+// evictTenth makes room in a bounded cache: at max entries it drops a
+// random tenth (map iteration order is random).
+func evictTenth[K comparable, V any](m map[K]V, max int) {
+	if len(m) < max {
+		return
+	}
+	n := max / 10
+	for k := range m {
+		delete(m, k)
+		if n--; n <= 0 {
+			break
 		}
 	}
-	c.entries[token] = v
 }

@@ -84,13 +84,15 @@ func (s *Source) Start(ctx context.Context) error {
 		regs = append(regs, reg)
 		return nil
 	}
-	if err := add(&tav1.Organization{}, s.putOrg, s.deleteOrg); err != nil {
+	putOrg, deleteOrg := joined(s, s.orgs, s.syncOrg)
+	putAPIKey, deleteAPIKey := joined(s, s.apiKeys, s.syncAPIKey)
+	if err := add(&tav1.Organization{}, putOrg, deleteOrg); err != nil {
 		return err
 	}
 	if err := add(&tav1.Membership{}, s.putMember, s.deleteMember); err != nil {
 		return err
 	}
-	if err := add(&tav1.APIKey{}, s.putAPIKey, s.deleteAPIKey); err != nil {
+	if err := add(&tav1.APIKey{}, putAPIKey, deleteAPIKey); err != nil {
 		return err
 	}
 	if err := add(&corev1.Secret{}, s.putSecret, s.deleteSecret); err != nil {
@@ -120,26 +122,25 @@ func (s *Source) init() {
 	s.servedKeys = map[string]string{}
 }
 
-func (s *Source) putOrg(obj any) {
-	o, ok := obj.(*tav1.Organization)
-	if !ok {
-		return
+// joined returns the add-or-update and delete handlers of a kind the
+// source joins with records: they keep the latest object of each ref in m
+// and re-join that ref.
+func joined[T client.Object](s *Source, m map[string]T, sync func(ref string)) (put, del func(any)) {
+	handle := func(obj any, keep bool) {
+		o, ok := obj.(T)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if keep {
+			m[ref(o)] = o
+		} else {
+			delete(m, ref(o))
+		}
+		sync(ref(o))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.orgs[ref(o)] = o
-	s.syncOrg(ref(o))
-}
-
-func (s *Source) deleteOrg(obj any) {
-	o, ok := obj.(*tav1.Organization)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.orgs, ref(o))
-	s.syncOrg(ref(o))
+	return func(o any) { handle(o, true) }, func(o any) { handle(o, false) }
 }
 
 // syncOrg serves the Organization at ref when the join holds, else removes
@@ -213,28 +214,6 @@ func (s *Source) deleteMember(obj any) {
 	if m, ok := obj.(*tav1.Membership); ok {
 		s.Dir.DeleteMember(ref(m))
 	}
-}
-
-func (s *Source) putAPIKey(obj any) {
-	k, ok := obj.(*tav1.APIKey)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.apiKeys[ref(k)] = k
-	s.syncAPIKey(ref(k))
-}
-
-func (s *Source) deleteAPIKey(obj any) {
-	k, ok := obj.(*tav1.APIKey)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.apiKeys, ref(k))
-	s.syncAPIKey(ref(k))
 }
 
 // syncAPIKey serves the APIKey at ref under the key ID of its record, or
