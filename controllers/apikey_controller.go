@@ -39,6 +39,18 @@ type APIKeyReconciler struct {
 	created createdRecords
 }
 
+// apiKeyScope is what one reconcile of an APIKey knows. Each phase fills
+// in what the later ones need.
+type apiKeyScope struct {
+	key *tav1.APIKey
+	// now is the reconcile's one clock reading.
+	now time.Time
+	// record is the key's verification record in the system namespace,
+	// once found or made.
+	record *trust.APIKeyRecord
+	outcome
+}
+
 // +kubebuilder:rbac:groups=tenantauth.io,resources=apikeys,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=tenantauth.io,resources=apikeys/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=tenantauth.io,resources=apikeys/finalizers,verbs=update
@@ -56,52 +68,79 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return ctrl.Result{}, r.reconcileDelete(ctx, k)
 	}
 	orig := k.DeepCopy()
-	defer func() {
-		if retErr == nil {
-			k.Status.ObservedGeneration = k.Generation
-		}
-		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, orig, k, orig.Status, k.Status))
-	}()
-	if k.Namespace == r.SystemNamespace {
-		setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonReservedNamespace,
-			"tenant objects in the system namespace "+r.SystemNamespace+" are never served")
-		return ctrl.Result{}, nil
-	}
-	if err := ensureFinalizer(ctx, r.Client, k); err != nil {
-		return ctrl.Result{}, err
-	}
-	return r.reconcileNormal(ctx, k)
+	s := &apiKeyScope{key: k, now: r.Now()}
+	defer func() { retErr = errors.Join(retErr, r.writeStatus(ctx, orig, s, retErr == nil)) }()
+	return runPhases(ctx, s,
+		r.checkNamespace,
+		r.ensureFinalizer,
+		r.checkOrganization,
+		r.reconcileRecord,
+		r.deleteLegacyHash,
+		r.mirrorKey,
+		r.checkValidity,
+	)
 }
 
-func (r *APIKeyReconciler) reconcileNormal(ctx context.Context, k *tav1.APIKey) (ctrl.Result, error) {
-	org := &tav1.Organization{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Spec.Organization}, org); err != nil {
-		if apierrors.IsNotFound(err) {
-			setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonOrganizationNotFound,
-				fmt.Sprintf("Organization %q does not exist in namespace %s; the key is issued once it does", k.Spec.Organization, k.Namespace))
-			r.Recorder.Eventf(k, nil, corev1.EventTypeWarning, tav1.ReasonOrganizationNotFound, "Issue",
-				"Organization %q does not exist in namespace %s", k.Spec.Organization, k.Namespace)
-			return ctrl.Result{}, nil
-		}
+// writeStatus is the deferred end of every reconcile: it turns what the
+// phases found into Ready, announces a new state once, and writes status
+// when it changed. observedGeneration moves only when every phase ran.
+func (r *APIKeyReconciler) writeStatus(ctx context.Context, orig *tav1.APIKey, s *apiKeyScope, complete bool) error {
+	k := s.key
+	if complete {
+		k.Status.ObservedGeneration = k.Generation
+	}
+	if c := s.readiness(complete, "key "+k.Status.DisplayPrefix+" is valid"); c != nil {
+		setReady(&k.Status.Conditions, k.Generation, c)
+		announce(r.Recorder, k, orig.Status.Conditions, c)
+	}
+	return patchStatus(ctx, r.Client, orig, k, orig.Status, k.Status)
+}
+
+// checkNamespace refuses APIKeys in the system namespace before anything
+// is written for them, a finalizer included.
+func (r *APIKeyReconciler) checkNamespace(_ context.Context, s *apiKeyScope) (ctrl.Result, error) {
+	if s.key.Namespace == r.SystemNamespace {
+		s.block(tav1.ReasonReservedNamespace, "tenant objects in the system namespace "+r.SystemNamespace+" are never served")
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *APIKeyReconciler) ensureFinalizer(ctx context.Context, s *apiKeyScope) (ctrl.Result, error) {
+	return ctrl.Result{}, ensureFinalizer(ctx, r.Client, s.key)
+}
+
+// checkOrganization waits for the Organization: no key is issued for one
+// that does not exist. Its appearance wakes the APIKey through the
+// spec.organization index.
+func (r *APIKeyReconciler) checkOrganization(ctx context.Context, s *apiKeyScope) (ctrl.Result, error) {
+	k := s.key
+	err := r.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Spec.Organization}, &tav1.Organization{})
+	if apierrors.IsNotFound(err) {
+		s.block(tav1.ReasonOrganizationNotFound,
+			fmt.Sprintf("Organization %q does not exist in namespace %s; the key is issued once it does", k.Spec.Organization, k.Namespace))
+		r.Recorder.Eventf(k, nil, corev1.EventTypeWarning, tav1.ReasonOrganizationNotFound, "Issue",
+			"Organization %q does not exist in namespace %s", k.Spec.Organization, k.Namespace)
+		return ctrl.Result{}, nil
+	}
+	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("get organization of apikey %s: %w", k.Name, err)
 	}
-	rec, err := r.findRecord(ctx, k)
+	return ctrl.Result{}, nil
+}
+
+// reconcileRecord finds the key's verification record and checks the
+// plaintext Secret is still there, or issues the key when there is no
+// record yet.
+func (r *APIKeyReconciler) reconcileRecord(ctx context.Context, s *apiKeyScope) (ctrl.Result, error) {
+	rec, err := r.findRecord(ctx, s.key)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if rec == nil {
-		if rec, err = r.issue(ctx, k); err != nil || rec == nil {
-			return ctrl.Result{}, err
-		}
-	} else if ok, err := r.checkAPIKeySecret(ctx, k); err != nil || !ok {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, r.issue(ctx, s)
 	}
-	if err := r.deleteLegacyHash(ctx, k, rec.KeyID); err != nil {
-		return ctrl.Result{}, err
-	}
-	k.Status.KeyID = rec.KeyID
-	k.Status.DisplayPrefix = apikey.DisplayPrefix(string(k.Spec.Environment), rec.KeyID)
-	return r.reconcileValidity(k), nil
+	s.record = rec
+	return ctrl.Result{}, r.checkAPIKeySecret(ctx, s)
 }
 
 // reconcileDelete removes the APIKey's record, then lets it go.
@@ -148,12 +187,12 @@ func (r *APIKeyReconciler) findRecord(ctx context.Context, k *tav1.APIKey) (*tru
 
 // issue makes the key and its record: from the plaintext Secret a run that
 // died before its record left behind, from a pre-upgrade hash Secret, or
-// new. It returns nil when the key cannot be served, with status saying
-// why.
-func (r *APIKeyReconciler) issue(ctx context.Context, k *tav1.APIKey) (*trust.APIKeyRecord, error) {
-	keyID, hash, ok, err := r.reconcileAPIKeySecret(ctx, k)
-	if err != nil || !ok {
-		return nil, err
+// new. When the key cannot be served it leaves the reason on the scope.
+func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
+	k := s.key
+	keyID, hash, err := r.reconcileAPIKeySecret(ctx, s)
+	if err != nil || s.stopped() {
+		return err
 	}
 	rec := trust.New(r.SystemNamespace, trust.APIKeyRecordName(keyID), trust.ComponentAPIKeyRecord, trust.OwnerOf(k))
 	rec.Annotations[trust.AnnotationKeyID] = keyID
@@ -165,49 +204,52 @@ func (r *APIKeyReconciler) issue(ctx context.Context, k *tav1.APIKey) (*trust.AP
 		// APIKey (a planted Secret carrying a copied ID) is never shared.
 		existing := &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(rec), existing); err != nil {
-			return nil, fmt.Errorf("get record of apikey %s: %w", k.Name, err)
+			return fmt.Errorf("get record of apikey %s: %w", k.Name, err)
 		}
 		if parsed, err := trust.ParseAPIKeyRecord(existing, r.SystemNamespace); err == nil && parsed.Owner.Owns(k) {
-			return parsed, nil
+			s.record = parsed
+			return nil
 		}
-		setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonKeyIDConflict,
+		s.block(tav1.ReasonKeyIDConflict,
 			fmt.Sprintf("key ID %s is claimed by another APIKey; this key is not served. Make a new APIKey", keyID))
 		r.Recorder.Eventf(k, nil, corev1.EventTypeWarning, tav1.ReasonKeyIDConflict, "Issue", "key ID %s is claimed by another APIKey", keyID)
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create record of apikey %s: %w", k.Name, err)
+		return fmt.Errorf("create record of apikey %s: %w", k.Name, err)
 	}
 	r.created.remember(k.UID, rec.Name)
-	return trust.ParseAPIKeyRecord(rec, r.SystemNamespace)
+	s.record, err = trust.ParseAPIKeyRecord(rec, r.SystemNamespace)
+	return err
 }
 
 // reconcileAPIKeySecret returns the key ID and hash of the APIKey's key,
 // issuing it first when the APIKey has none. When the plaintext Secret is
 // gone but a pre-upgrade hash Secret remains, the key is carried over from
 // that: the operator never makes a second plaintext for one APIKey.
-func (r *APIKeyReconciler) reconcileAPIKeySecret(ctx context.Context, k *tav1.APIKey) (keyID, hash string, ok bool, err error) {
+func (r *APIKeyReconciler) reconcileAPIKeySecret(ctx context.Context, s *apiKeyScope) (keyID, hash string, err error) {
+	k := s.key
 	name := k.EffectiveSecretName()
 	secret := &corev1.Secret{}
 	err = r.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: name}, secret)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return "", "", false, fmt.Errorf("get secret of apikey %s: %w", k.Name, err)
+		return "", "", fmt.Errorf("get secret of apikey %s: %w", k.Name, err)
 	}
 	if err == nil {
-		return r.adopt(k, secret)
+		keyID, hash = r.adopt(s, secret)
+		return keyID, hash, nil
 	}
 	if legacy, err := r.legacyHash(ctx, k); err != nil || legacy != nil {
 		if legacy == nil {
-			return "", "", false, err
+			return "", "", err
 		}
-		setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonSecretMissing,
-			fmt.Sprintf("Secret %s with the key was deleted; the key keeps working until revoked. To get a new key, make a new APIKey", name))
-		return legacy.Labels[tav1.LabelKeyID], string(legacy.Data[tav1.APIKeyHashDataKey]), true, nil
+		s.degrade(tav1.ReasonSecretMissing, secretMissing(name))
+		return legacy.Labels[tav1.LabelKeyID], string(legacy.Data[tav1.APIKeyHashDataKey]), nil
 	}
 
 	plaintext, key, err := apikey.Generate(string(k.Spec.Environment))
 	if err != nil {
-		return "", "", false, fmt.Errorf("generate key for apikey %s: %w", k.Name, err)
+		return "", "", fmt.Errorf("generate key for apikey %s: %w", k.Name, err)
 	}
 	secret = &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: name, Labels: map[string]string{
@@ -218,63 +260,67 @@ func (r *APIKeyReconciler) reconcileAPIKeySecret(ctx context.Context, k *tav1.AP
 		Data:      map[string][]byte{tav1.APIKeyDataKey: []byte(plaintext)},
 	}
 	if err := controllerutil.SetControllerReference(k, secret, r.Scheme()); err != nil {
-		return "", "", false, fmt.Errorf("own secret of apikey %s: %w", k.Name, err)
+		return "", "", fmt.Errorf("own secret of apikey %s: %w", k.Name, err)
 	}
 	if err := r.Create(ctx, secret); err != nil {
 		if !apierrors.IsAlreadyExists(err) {
-			return "", "", false, fmt.Errorf("create secret of apikey %s: %w", k.Name, err)
+			return "", "", fmt.Errorf("create secret of apikey %s: %w", k.Name, err)
 		}
 		// Not in our cache: either a foreign Secret (the cache holds only
 		// labelled ones) or ours from a run that died before its record
 		// and is not cached yet. A live read tells which.
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
-			return "", "", false, fmt.Errorf("get secret of apikey %s: %w", k.Name, err)
+			return "", "", fmt.Errorf("get secret of apikey %s: %w", k.Name, err)
 		}
-		return r.adopt(k, secret)
+		keyID, hash = r.adopt(s, secret)
+		return keyID, hash, nil
 	}
 	r.Recorder.Eventf(k, nil, corev1.EventTypeNormal, "KeyIssued", "Issue", "key %s written to Secret %s", key.ID, name)
-	return key.ID, key.Hash(), true, nil
+	return key.ID, key.Hash(), nil
 }
 
 // adopt reads the key from a Secret this APIKey owns, so a reconcile that
 // died after creating the Secret converges without issuing another key.
-func (r *APIKeyReconciler) adopt(k *tav1.APIKey, secret *corev1.Secret) (string, string, bool, error) {
-	if !metav1.IsControlledBy(secret, k) {
-		r.conflict(k, secret.Name)
-		return "", "", false, nil
+// Any other Secret blocks the key.
+func (r *APIKeyReconciler) adopt(s *apiKeyScope, secret *corev1.Secret) (keyID, hash string) {
+	if !metav1.IsControlledBy(secret, s.key) {
+		r.conflict(s, secret.Name)
+		return "", ""
 	}
 	key, err := apikey.Parse(string(secret.Data[tav1.APIKeyDataKey]))
 	if err != nil {
-		setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonSecretMissing,
-			fmt.Sprintf("Secret %s does not hold a valid key under %q", secret.Name, tav1.APIKeyDataKey))
-		return "", "", false, nil
+		s.block(tav1.ReasonSecretMissing, fmt.Sprintf("Secret %s does not hold a valid key under %q", secret.Name, tav1.APIKeyDataKey))
+		return "", ""
 	}
-	return key.ID, key.Hash(), true, nil
+	return key.ID, key.Hash()
 }
 
 // checkAPIKeySecret reports a plaintext Secret that went missing or was
 // replaced after the key was issued. The record keeps the key working.
-func (r *APIKeyReconciler) checkAPIKeySecret(ctx context.Context, k *tav1.APIKey) (bool, error) {
+func (r *APIKeyReconciler) checkAPIKeySecret(ctx context.Context, s *apiKeyScope) error {
+	k := s.key
 	name := k.EffectiveSecretName()
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
-		setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonSecretMissing,
-			fmt.Sprintf("Secret %s with the key was deleted; the key keeps working until revoked. To get a new key, make a new APIKey", name))
+		s.degrade(tav1.ReasonSecretMissing, secretMissing(name))
 	case err != nil:
-		return false, fmt.Errorf("get secret of apikey %s: %w", k.Name, err)
+		return fmt.Errorf("get secret of apikey %s: %w", k.Name, err)
 	case !metav1.IsControlledBy(secret, k):
-		r.conflict(k, name)
-		return false, nil
+		r.conflict(s, name)
 	}
-	return true, nil
+	return nil
 }
 
-func (r *APIKeyReconciler) conflict(k *tav1.APIKey, name string) {
-	setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonSecretConflict,
+func secretMissing(name string) string {
+	return fmt.Sprintf("Secret %s with the key was deleted; the key keeps working until revoked. To get a new key, make a new APIKey", name)
+}
+
+func (r *APIKeyReconciler) conflict(s *apiKeyScope, name string) {
+	s.block(tav1.ReasonSecretConflict,
 		fmt.Sprintf("Secret %s exists and is not owned by this APIKey; it was left untouched. Set spec.secretName to a free name", name))
-	r.Recorder.Eventf(k, nil, corev1.EventTypeWarning, tav1.ReasonSecretConflict, "Issue", "Secret %s is not owned by this APIKey", name)
+	r.Recorder.Eventf(s.key, nil, corev1.EventTypeWarning, tav1.ReasonSecretConflict, "Issue", "Secret %s is not owned by this APIKey", name)
 }
 
 // legacyHash finds the hash Secret a release before the system-namespace
@@ -296,41 +342,43 @@ func (r *APIKeyReconciler) legacyHash(ctx context.Context, k *tav1.APIKey) (*cor
 
 // deleteLegacyHash removes the pre-upgrade hash Secret once the record
 // holds the hash.
-func (r *APIKeyReconciler) deleteLegacyHash(ctx context.Context, k *tav1.APIKey, keyID string) error {
+func (r *APIKeyReconciler) deleteLegacyHash(ctx context.Context, s *apiKeyScope) (ctrl.Result, error) {
+	k := s.key
 	legacy := &corev1.Secret{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: tav1.APIKeyHashSecretName(keyID)}, legacy)
+	err := r.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: tav1.APIKeyHashSecretName(s.record.KeyID)}, legacy)
 	if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(legacy, k)) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("get pre-upgrade hash of apikey %s: %w", k.Name, err)
+		return ctrl.Result{}, fmt.Errorf("get pre-upgrade hash of apikey %s: %w", k.Name, err)
 	}
 	if err := r.Delete(ctx, legacy, client.Preconditions{UID: &legacy.UID}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete pre-upgrade hash of apikey %s: %w", k.Name, err)
+		return ctrl.Result{}, fmt.Errorf("delete pre-upgrade hash of apikey %s: %w", k.Name, err)
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
-// reconcileValidity reports revocation and expiry, and wakes up at expiry.
-func (r *APIKeyReconciler) reconcileValidity(k *tav1.APIKey) ctrl.Result {
-	now := r.Now()
+// mirrorKey shows the record's key ID in status. Status is only a copy:
+// nothing reads it back as the truth.
+func (r *APIKeyReconciler) mirrorKey(_ context.Context, s *apiKeyScope) (ctrl.Result, error) {
+	s.key.Status.KeyID = s.record.KeyID
+	s.key.Status.DisplayPrefix = apikey.DisplayPrefix(string(s.key.Spec.Environment), s.record.KeyID)
+	return ctrl.Result{}, nil
+}
+
+// checkValidity reports revocation and expiry, and wakes up at expiry.
+func (r *APIKeyReconciler) checkValidity(_ context.Context, s *apiKeyScope) (ctrl.Result, error) {
+	k := s.key
 	switch {
 	case k.Spec.Revoked:
-		if ready := findReady(k.Status.Conditions); ready == nil || ready.Reason != tav1.ReasonRevoked {
-			r.Recorder.Eventf(k, nil, corev1.EventTypeNormal, "KeyRevoked", "Revoke", "key %s revoked", k.Status.KeyID)
-		}
-		setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonRevoked, "the key is revoked")
-	case k.Spec.ExpiresAt != nil && !now.Before(k.Spec.ExpiresAt.Time):
-		setReady(&k.Status.Conditions, k.Generation, false, tav1.ReasonExpired, "the key expired at "+k.Spec.ExpiresAt.UTC().Format(time.RFC3339))
-	default:
-		if ready := findReady(k.Status.Conditions); ready == nil || ready.Reason != tav1.ReasonSecretMissing {
-			setReady(&k.Status.Conditions, k.Generation, true, tav1.ReasonReady, "key "+k.Status.DisplayPrefix+" is valid")
-		}
-		if k.Spec.ExpiresAt != nil {
-			return ctrl.Result{RequeueAfter: k.Spec.ExpiresAt.Sub(now) + time.Second}
-		}
+		s.blockOnce(tav1.ReasonRevoked, "the key is revoked",
+			announcement{corev1.EventTypeNormal, "KeyRevoked", "Revoke", fmt.Sprintf("key %s revoked", k.Status.KeyID)})
+	case k.Spec.ExpiresAt != nil && !s.now.Before(k.Spec.ExpiresAt.Time):
+		s.block(tav1.ReasonExpired, "the key expired at "+k.Spec.ExpiresAt.UTC().Format(time.RFC3339))
+	case k.Spec.ExpiresAt != nil:
+		return ctrl.Result{RequeueAfter: k.Spec.ExpiresAt.Sub(s.now) + time.Second}, nil
 	}
-	return ctrl.Result{}
+	return ctrl.Result{}, nil
 }
 
 // SetupWithManager registers the reconciler.

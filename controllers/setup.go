@@ -18,7 +18,8 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, installationKey []b
 		Recorder: mgr.GetEventRecorder("tenantauth-organization"), SystemNamespace: systemNamespace}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up organization controller: %w", err)
 	}
-	if err := (&MembershipReconciler{Client: mgr.GetClient(), InstallationKey: installationKey}).SetupWithManager(mgr); err != nil {
+	if err := (&MembershipReconciler{Client: mgr.GetClient(), InstallationKey: installationKey,
+		Recorder: mgr.GetEventRecorder("tenantauth-membership")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up membership controller: %w", err)
 	}
 	if err := (&APIKeyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
