@@ -61,7 +61,7 @@ func TestPlanRotation(t *testing.T) {
 			changed: true, kids: []string{newKID}, active: newKID, wake: newFrom.Add(time.Hour).Sub(oldRetires)},
 		{name: "algorithm change: a key of the new algorithm is published ahead", stored: freshData,
 			policy: signingkeys.Policy{Algorithm: "EdDSA", RotationInterval: time.Hour, AccessTokenTTL: 10 * time.Minute},
-			now: t0.Add(30 * time.Minute), changed: true, kids: []string{oldKID, "new"}, made: "EdDSA",
+			now:    t0.Add(30 * time.Minute), changed: true, kids: []string{oldKID, "new"}, made: "EdDSA",
 			madeAt: t0.Add(30*time.Minute + lead), active: oldKID, wake: lead},
 		{name: "unsupported algorithm: no plan", stored: freshData,
 			policy: signingkeys.Policy{Algorithm: "HS256", RotationInterval: time.Hour}, now: t0.Add(30 * time.Minute), fails: true},
