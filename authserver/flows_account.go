@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/api/consts"
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
@@ -130,7 +131,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *oneTime, org *Org, ref string) error {
 	role := org.DefaultRole
 	if role == "" {
-		role = "member"
+		role = consts.DefaultRole
 	}
 	if err := s.members.CreateMembership(ctx, org.Ref, ot.Email, role); err != nil {
 		if errors.Is(err, ErrMembershipRefused) {
