@@ -11,7 +11,6 @@ package identity
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,9 +19,11 @@ import (
 
 	"golang.org/x/net/idna"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/tenantauth/tenantauth/internal/b32"
 )
 
-var enc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+var enc = b32.Lower
 
 // maxLocalPart is the longest local part, in octets (RFC 5321 4.5.3.1.1).
 const maxLocalPart = 64
