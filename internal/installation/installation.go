@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 )
 
 // SecretName names the Secret, in the operator's namespace, that holds the
@@ -39,7 +41,7 @@ func EnsureKey(ctx context.Context, c client.Client, r client.Reader, namespace 
 	}
 	s = corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: SecretName,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "tenantauth", "tenantauth.io/component": "installation"}},
+			Labels: map[string]string{tav1.LabelManagedBy: tav1.ManagedByValue, tav1.LabelComponent: tav1.ComponentInstallation}},
 		Data: map[string][]byte{keyField: fresh},
 	}
 	if err := c.Create(ctx, &s); err != nil {
