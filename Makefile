@@ -3,7 +3,6 @@
 KUBE_VERSION ?= v1.37.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
-GOLANGCI_LINT_VERSION ?= v2.6.2
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
@@ -39,16 +38,23 @@ helm-crds: manifests ## Copy generated CRDs into the chart.
 	hack/helm-crds.sh
 
 .PHONY: fmt
-fmt: ## Run go fmt.
+fmt: ## Rewrite the Go files in gofmt's form (lint only checks).
 	go fmt ./...
 
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: gofmt-check
+gofmt-check: ## Fail, rewriting nothing, if a Go file is not in gofmt's form.
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; test -z "$$out" || { echo "$$out"; echo "not gofmt-formatted: run 'make fmt' and commit"; exit 1; }
+
+.PHONY: archcheck
+archcheck: ## Check the import direction between the packages (internal/archtest).
+	go test -count=1 ./internal/archtest/
+
 .PHONY: lint
-lint: fmt vet ## Run the linters that need no download (gofmt check and go vet).
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+lint: gofmt-check vet archcheck ## Run the linters that need no download: gofmt check, go vet, import direction.
 
 .PHONY: envtest-assets
 envtest-assets: ## Build etcd, kube-apiserver and kubectl from the Go module proxy into bin/k8s/.
@@ -68,8 +74,15 @@ fuzz: ## Run every fuzz target of the auth server and identity packages for FUZZ
 bench: envtest-assets ## Run the Go benchmarks.
 	go test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: tidy-check
+tidy-check: ## Fail if go mod tidy would change go.mod or go.sum of any module here.
+	@for m in . hack/controlplane hack/image; do \
+		(cd $$m && go mod tidy) || exit 1; \
+		git diff --exit-code -- $$m/go.mod $$m/go.sum || { echo "$$m: go.mod/go.sum are not tidy: run 'go mod tidy' in $$m and commit"; exit 1; }; \
+	done
+
 .PHONY: verify
-verify: generate manifests helm-crds ## Regenerate everything and fail if the tree changed.
+verify: tidy-check generate manifests helm-crds ## Regenerate everything and fail if the tree changed.
 	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make generate manifests helm-crds' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "untracked generated files"; exit 1; }
 

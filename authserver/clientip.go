@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// The client IP (DESIGN.md section 8). Clients write every header, so
+// The client IP, which rate limits and audit logs key on. Clients write every header, so
 // X-Forwarded-For is read only when the direct peer is a proxy listed in
 // TrustedProxies, and then from the right: each trusted proxy appends the
 // address it received the request from, so the rightmost address that is

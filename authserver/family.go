@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Session families (DESIGN.md section 4). A sign-in (password, magic link,
+// Session families: how refresh sessions descend from one sign-in. A sign-in (password, magic link,
 // verified signup) starts a family: one store record that every session
 // descended from the sign-in names. Switching organizations with a live
 // session makes a new session in the same family, which keeps the
@@ -28,7 +28,7 @@ import (
 const familyIDPrefix = "fam_"
 
 // reauthWindow is how recent a family's sign-in must be for sensitive
-// account changes (DESIGN.md section 8).
+// account changes: the trust model asks a fresh sign-in for them.
 const reauthWindow = 10 * time.Minute
 
 // family is the record of one sign-in.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/api/consts"
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
@@ -130,7 +131,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *oneTime, org *Org, ref string) error {
 	role := org.DefaultRole
 	if role == "" {
-		role = "member"
+		role = consts.DefaultRole
 	}
 	if err := s.members.CreateMembership(ctx, org.Ref, ot.Email, role); err != nil {
 		if errors.Is(err, ErrMembershipRefused) {
@@ -163,8 +164,8 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 var errKeepCredentials = errors.New("credentials kept")
 
 // adoptSignupPassword sets the password chosen at register, but only for a
-// new user: signup never changes an existing user's credentials (DESIGN.md
-// section 3). A user is existing when they have a password, or a
+// new user: signup never changes an existing user's credentials, as the
+// HTTP contract of /auth/signup promises. A user is existing when they have a password, or a
 // membership of any other organization: whoever registered may not be the
 // owner of the mailbox who clicked the link, and the password they chose
 // must not become a way into the user's other organizations. existing

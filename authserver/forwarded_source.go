@@ -9,7 +9,7 @@ import (
 )
 
 // ForwardedURISource is where /verify reads the original request from:
-// exactly one source per deployment (DESIGN.md section 3), chosen with
+// exactly one source per deployment, chosen with
 // --forwarded-uri-source. Every other copy of the original URI (other
 // headers, and in Envoy mode the client's query) is ignored, because a
 // client may send any header and most proxies pass client headers through

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/api/consts"
 )
 
 var errWrongOrganization = errf(http.StatusForbidden, "wrong_organization", "the credential belongs to another organization")
@@ -98,10 +98,10 @@ func (s *Server) roleName(p *Principal) string {
 		return p.Role
 	}
 	switch {
-	case slices.Contains(p.Scopes, string(tav1.ScopeAdmin)):
-		return tav1.RoleAdmin
-	case slices.Contains(p.Scopes, string(tav1.ScopeWrite)), slices.Contains(p.Scopes, string(tav1.ScopeDelete)):
-		return tav1.RoleManager
+	case slices.Contains(p.Scopes, consts.ScopeAdmin):
+		return consts.RoleAdmin
+	case slices.Contains(p.Scopes, consts.ScopeWrite), slices.Contains(p.Scopes, consts.ScopeDelete):
+		return consts.RoleManager
 	}
-	return tav1.RoleViewer
+	return consts.RoleViewer
 }

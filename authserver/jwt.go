@@ -17,7 +17,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
-// Claims are the access token's claims, exactly DESIGN.md section 4.
+// Claims are the access token's claims, exactly those the token contract
+// names: no more, so clients cannot come to depend on others.
 type Claims struct {
 	Issuer      string   `json:"iss"`
 	Subject     string   `json:"sub"`

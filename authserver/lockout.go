@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Per-account lockout (DESIGN.md section 8, NIST SP 800-63B 5.2.2). Failed
+// Per-account lockout against online password guessing (NIST SP 800-63B
+// 5.2.2). Failed
 // passwords and failed second-factor codes are counted per user in the
 // Store, so every session and every replica adds to the same count. Up to
 // lockoutThreshold consecutive failures cost nothing; from there each

@@ -8,8 +8,8 @@ import (
 )
 
 // Deleting or disabling a Membership ends that user's sessions in that
-// organization at once, and re-creating it revives none of them (DESIGN.md
-// section 4). The directory calls memberRemoved from the informer event.
+// organization at once, and re-creating it revives none of them: a
+// removed member keeps no token that still works. The directory calls memberRemoved from the informer event.
 // Two things happen:
 //
 //   - This replica remembers when the membership ended. A session of that

@@ -12,7 +12,8 @@ import (
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
-// Lifetimes of the one-time tokens mailed to users (DESIGN.md section 4).
+// Lifetimes of the one-time tokens mailed to users (email verification,
+// password reset, magic link), as the token contract fixes them.
 const (
 	magicLinkTTL   = 15 * time.Minute
 	verifyEmailTTL = 24 * time.Hour

@@ -4,10 +4,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"strings"
+
+	"github.com/tenantauth/tenantauth/internal/b32"
 )
 
 // Opaque tokens (refresh tokens, intermediate session tokens, one-time
@@ -22,7 +23,7 @@ const (
 	prefixReset        = "pr"
 )
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+var idEncoding = b32.Lower
 
 // newID returns a random lower-case base32 ID with 100 bits of entropy.
 func newID() string {

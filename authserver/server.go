@@ -20,7 +20,8 @@ import (
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
-// Config holds the deployment-level settings of DESIGN.md section 3.
+// Config holds the deployment-level settings of the auth server: those
+// one installation shares across every organization.
 type Config struct {
 	// PublicURL is the URL clients reach the server at; it builds links and
 	// the issuer. An http:// URL turns off the Secure cookie attribute.

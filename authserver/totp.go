@@ -28,7 +28,8 @@ const (
 	totpSkew          = 1
 	recoveryCodeCount = 10
 	// recoveryCodeBytes is each recovery code's randomness: 120 bits, over
-	// the 112 DESIGN.md section 8 asks, as 24 base32 characters.
+	// the 112 the trust model asks of a recovery code, as 24 base32
+	// characters.
 	recoveryCodeBytes = 15
 )
 

@@ -16,7 +16,8 @@ import (
 	"github.com/tenantauth/tenantauth/internal/identity"
 )
 
-// Authorization by admission (DESIGN.md section 6).
+// Authorization by admission: who inside an organization may create,
+// change or delete its Organization, Memberships and APIKeys.
 //
 // Kubernetes RBAC decides who may touch tenantauth objects in a namespace at
 // all; these rules then decide, inside one organization, by the requester's

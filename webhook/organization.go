@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/tenantauth/tenantauth/api/consts"
 	tenantauthv1alpha1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 )
 
@@ -23,17 +24,10 @@ var organizationsGR = tenantauthv1alpha1.GroupVersion.WithResource("organization
 
 const kindOrganization = "Organization"
 
-// Defaults of DESIGN.md section 2 that the CRD schema also declares. The
-// webhook repeats them so an object admitted under an older CRD still comes
-// out complete.
-var (
-	defaultAccessTokenTTL          = 15 * time.Minute
-	defaultRefreshTokenIdleTTL     = 720 * time.Hour
-	defaultRefreshTokenAbsoluteTTL = 2160 * time.Hour
-	defaultRotationInterval        = 720 * time.Hour
-)
-
-// OrganizationDefaulter fills in the defaults of an Organization.
+// OrganizationDefaulter fills in the defaults of an Organization, from
+// package consts. The CRD schema declares the same defaults; the webhook
+// repeats them so an object admitted under an older CRD still comes out
+// complete.
 type OrganizationDefaulter struct{}
 
 var _ admission.Defaulter[*tenantauthv1alpha1.Organization] = &OrganizationDefaulter{}
@@ -48,10 +42,10 @@ func (d *OrganizationDefaulter) Default(_ context.Context, org *tenantauthv1alph
 	if s.Slug == "" {
 		s.Slug = org.Name
 	}
-	setDuration(&s.Sessions.AccessTokenTTL, defaultAccessTokenTTL)
-	setDuration(&s.Sessions.RefreshTokenIdleTTL, defaultRefreshTokenIdleTTL)
-	setDuration(&s.Sessions.RefreshTokenAbsoluteTTL, defaultRefreshTokenAbsoluteTTL)
-	setDuration(&s.Signing.RotationInterval, defaultRotationInterval)
+	setDuration(&s.Sessions.AccessTokenTTL, consts.DefaultAccessTokenTTL)
+	setDuration(&s.Sessions.RefreshTokenIdleTTL, consts.DefaultRefreshTokenIdleTTL)
+	setDuration(&s.Sessions.RefreshTokenAbsoluteTTL, consts.DefaultRefreshTokenAbsoluteTTL)
+	setDuration(&s.Signing.RotationInterval, consts.DefaultRotationInterval)
 	if s.Signing.Algorithm == "" {
 		s.Signing.Algorithm = tenantauthv1alpha1.AlgES256
 	}
@@ -61,7 +55,7 @@ func (d *OrganizationDefaulter) Default(_ context.Context, org *tenantauthv1alph
 		}
 	}
 	if s.SelfSignup.DefaultRole == "" {
-		s.SelfSignup.DefaultRole = tenantauthv1alpha1.RoleMember
+		s.SelfSignup.DefaultRole = consts.DefaultRole
 	}
 	return nil
 }

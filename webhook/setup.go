@@ -1,6 +1,7 @@
 // Package webhook holds the admission webhooks of tenantauth.io: defaulting,
 // validation and role-based authorization of Organizations, Memberships and
-// APIKeys (DESIGN.md sections 2 and 6), and the rotation of the webhook
+// APIKeys (the defaults and limits of those objects, and who inside an
+// organization may change them), and the rotation of the webhook
 // serving certificate.
 //
 // Every lookup a request needs is answered from the manager's informer cache

@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tenantauth/tenantauth/api/consts"
 )
 
 // APIKeyEnvironment is the environment a key is for; it is visible in the
@@ -19,12 +21,12 @@ const (
 // +kubebuilder:validation:Enum=read;write;delete;admin
 type APIKeyScope string
 
-// API key scopes, lowest first.
+// API key scopes, lowest first (see package consts).
 const (
-	ScopeRead   APIKeyScope = "read"
-	ScopeWrite  APIKeyScope = "write"
-	ScopeDelete APIKeyScope = "delete"
-	ScopeAdmin  APIKeyScope = "admin"
+	ScopeRead   APIKeyScope = consts.ScopeRead
+	ScopeWrite  APIKeyScope = consts.ScopeWrite
+	ScopeDelete APIKeyScope = consts.ScopeDelete
+	ScopeAdmin  APIKeyScope = consts.ScopeAdmin
 )
 
 // APIKeySpec declares a machine credential of one Organization.

@@ -19,6 +19,8 @@ const (
 	ComponentAPIKeyHash = "api-key-hash"
 	// ComponentStore: an auth server store record.
 	ComponentStore = "store"
+	// ComponentInstallation: the installation key that keys user IDs.
+	ComponentInstallation = "installation"
 
 	// LabelOrganization names the Organization a Secret belongs to.
 	LabelOrganization = "tenantauth.io/organization"

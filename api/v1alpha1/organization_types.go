@@ -4,6 +4,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tenantauth/tenantauth/api/consts"
 )
 
 // SigningAlgorithm is a JWS algorithm an Organization signs access tokens with.
@@ -283,23 +285,23 @@ func init() {
 
 // AccessTokenTTL is spec.sessions.accessTokenTTL or its default.
 func (o *Organization) AccessTokenTTL() time.Duration {
-	return durationOr(o.Spec.Sessions.AccessTokenTTL, 15*time.Minute)
+	return durationOr(o.Spec.Sessions.AccessTokenTTL, consts.DefaultAccessTokenTTL)
 }
 
 // RefreshTokenIdleTTL is spec.sessions.refreshTokenIdleTTL or its default.
 func (o *Organization) RefreshTokenIdleTTL() time.Duration {
-	return durationOr(o.Spec.Sessions.RefreshTokenIdleTTL, 720*time.Hour)
+	return durationOr(o.Spec.Sessions.RefreshTokenIdleTTL, consts.DefaultRefreshTokenIdleTTL)
 }
 
 // RefreshTokenAbsoluteTTL is spec.sessions.refreshTokenAbsoluteTTL or its
 // default.
 func (o *Organization) RefreshTokenAbsoluteTTL() time.Duration {
-	return durationOr(o.Spec.Sessions.RefreshTokenAbsoluteTTL, 2160*time.Hour)
+	return durationOr(o.Spec.Sessions.RefreshTokenAbsoluteTTL, consts.DefaultRefreshTokenAbsoluteTTL)
 }
 
 // RotationInterval is spec.signing.rotationInterval or its default.
 func (o *Organization) RotationInterval() time.Duration {
-	return durationOr(o.Spec.Signing.RotationInterval, 720*time.Hour)
+	return durationOr(o.Spec.Signing.RotationInterval, consts.DefaultRotationInterval)
 }
 
 // Algorithm is spec.signing.algorithm or its default.

@@ -1,12 +1,14 @@
 package v1alpha1
 
-// Built-in role names, highest first.
+import "github.com/tenantauth/tenantauth/api/consts"
+
+// Built-in role names, highest first (see package consts).
 const (
-	RoleOwner   = "owner"
-	RoleAdmin   = "admin"
-	RoleManager = "manager"
-	RoleMember  = "member"
-	RoleViewer  = "viewer"
+	RoleOwner   = consts.RoleOwner
+	RoleAdmin   = consts.RoleAdmin
+	RoleManager = consts.RoleManager
+	RoleMember  = consts.RoleMember
+	RoleViewer  = consts.RoleViewer
 )
 
 // Permissions granted by the built-in roles. They follow the seed APIs:
@@ -27,7 +29,9 @@ const (
 	PermObjectsDelete = "objects:delete"
 )
 
-// builtinRoles is the role table of DESIGN.md section 2, highest rank first.
+// builtinRoles is the contract's built-in role table (owner, admin,
+// manager, member, viewer with their ranks and permissions), highest rank
+// first.
 var builtinRoles = []Role{
 	{Name: RoleOwner, Rank: 100, Permissions: []string{
 		PermOrgRead, PermOrgUpdate, PermOrgDelete, PermOwnershipMove,

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tenantauth/tenantauth/api/consts"
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/internal/identity"
@@ -179,7 +180,7 @@ func convertOrg(o *tav1.Organization, id string) *authserver.Org {
 	}
 	defaultRole := o.Spec.SelfSignup.DefaultRole
 	if defaultRole == "" {
-		defaultRole = tav1.RoleMember
+		defaultRole = consts.DefaultRole
 	}
 	return &authserver.Org{
 		Ref: ref(o), ID: id, Slug: o.EffectiveSlug(), Name: o.EffectiveDisplayName(),

@@ -16,11 +16,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
+
+	"github.com/tenantauth/tenantauth/internal/b32"
 )
 
 // Prefix starts every key.
@@ -33,7 +34,7 @@ const (
 	bodyLen     = keyIDLen + secretLen + checksumLen
 )
 
-var enc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+var enc = b32.Lower
 
 // Errors Parse returns. None of them contain the key.
 var (

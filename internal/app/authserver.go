@@ -17,7 +17,7 @@ import (
 
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/kube"
-	"github.com/tenantauth/tenantauth/internal/identity"
+	"github.com/tenantauth/tenantauth/internal/installation"
 )
 
 // AuthServerOptions are the flags of `tenantauth authserver`.
@@ -99,7 +99,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("create client: %w", err)
 	}
-	key, err := identity.EnsureInstallationKey(ctx, direct, direct, o.Namespace)
+	key, err := installation.EnsureKey(ctx, direct, direct, o.Namespace)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/tenantauth/tenantauth/controllers"
-	"github.com/tenantauth/tenantauth/internal/identity"
+	"github.com/tenantauth/tenantauth/internal/installation"
 )
 
 // OperatorOptions are the flags of `tenantauth operator`.
@@ -82,7 +82,7 @@ func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)
 	}
-	key, err := identity.EnsureInstallationKey(ctx, direct, direct, o.Namespace)
+	key, err := installation.EnsureKey(ctx, direct, direct, o.Namespace)
 	if err != nil {
 		return nil, err
 	}

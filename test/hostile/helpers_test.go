@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -33,6 +32,7 @@ import (
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/internal/app"
+	"github.com/tenantauth/tenantauth/internal/b32"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
 	"github.com/tenantauth/tenantauth/internal/testenv"
 )
@@ -170,9 +170,7 @@ func victimWorks(g Gomega) {
 
 // --- forging -------------------------------------------------------------
 
-var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-const b32Alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+const b32Alphabet = b32.Alphabet
 
 // forgeKey builds an API key with keyID and a valid checksum, the way
 // internal/apikey does (CRC-32 IEEE of everything before it, big-endian,
@@ -184,7 +182,7 @@ func forgeKey(env, keyID string, rnd func(n int) int) string {
 	}
 	head := "osk_" + env + "_" + keyID + string(secret)
 	c := crc32.ChecksumIEEE([]byte(head))
-	return head + b32.EncodeToString([]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)})
+	return head + b32.Lower.EncodeToString([]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)})
 }
 
 // cryptoIntN is a uniform random int below n from crypto/rand.

@@ -1,6 +1,7 @@
 // Package hostile plays a hostile tenant against the real operator and the
-// real auth server on one envtest control plane (DESIGN.md section 8,
-// issue 9).
+// real auth server on one envtest control plane: one tenant attacking
+// another's tokens, keys and members, as the trust model says it cannot
+// (issue 9).
 //
 // The victim is the Organization acme in namespace acme: owner alice, API
 // key acme-ci (read, write). The attacker is eve, owner of the Organization
