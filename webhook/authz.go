@@ -287,8 +287,14 @@ func signupDenial(org *tenantauthv1alpha1.Organization, old, cur *tenantauthv1al
 	if role != want || role == tenantauthv1alpha1.RoleOwner || cur.Spec.Disabled {
 		return fmt.Sprintf("the auth server may only create enabled Memberships with the self-signup role %q, not %q", want, role)
 	}
-	_, domain, _ := strings.Cut(identity.NormalizeEmail(cur.Spec.Email), "@")
-	if domain == "" || !slices.Contains(org.Spec.SelfSignup.AllowedEmailDomains, domain) {
+	email := identity.NormalizeEmail(cur.Spec.Email)
+	domain := email[strings.LastIndexByte(email, '@')+1:]
+	// Spelled as the auth server reads the list: any case, an optional
+	// leading "@".
+	allowed := slices.ContainsFunc(org.Spec.SelfSignup.AllowedEmailDomains, func(d string) bool {
+		return strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(d), "@"), domain)
+	})
+	if domain == "" || !strings.Contains(email, "@") || !allowed {
 		return fmt.Sprintf("organization %q does not admit self-signup from domain %q", org.Name, domain)
 	}
 	return ""
