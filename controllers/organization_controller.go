@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +38,8 @@ type OrganizationReconciler struct {
 	Now func() time.Time
 
 	created createdRecords
+	sinceMu sync.Mutex
+	since   metav1.Time // see recordsSince
 }
 
 // orgScope is what one reconcile of an Organization knows. Each phase

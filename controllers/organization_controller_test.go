@@ -230,12 +230,17 @@ func TestOrganizationWithManager(t *testing.T) {
 		g.Expect(s.Labels).To(HaveKeyWithValue(tav1.LabelComponent, tav1.ComponentSigningKeys))
 		g.Expect(s.Labels).To(HaveKeyWithValue(trust.LabelOwnerUID, string(org.UID)))
 		g.Expect(s.Annotations).To(HaveKeyWithValue(tav1.AnnotationOrganizationID, org.Status.ID))
-		oldUID := s.UID
+		oldID := org.Status.ID
 		g.Expect(k8s.Delete(ctx, s)).To(Succeed())
+		// The keys are gone with the record, and status (which a tenant may
+		// write) is no source of IDs: the Organization gets a new record
+		// under a new ID, and status follows it.
 		g.Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(s), s)).To(Succeed())
-			g.Expect(s.UID).NotTo(Equal(oldUID))
-			g.Expect(s.Annotations).To(HaveKeyWithValue(tav1.AnnotationOrganizationID, org.Status.ID))
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(org), org)).To(Succeed())
+			g.Expect(org.Status.ID).NotTo(Equal(oldID))
+			fresh := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: trust.SigningKeysName(org.Status.ID)}, fresh)).To(Succeed())
+			g.Expect(fresh.Labels).To(HaveKeyWithValue(trust.LabelOwnerUID, string(org.UID)))
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 	})
 

@@ -102,11 +102,6 @@ func (r *OrganizationReconciler) newRecordContent(ctx context.Context, s *orgSco
 	}
 	c := recordContent{id: id, keys: keys, moved: id != ""}
 	if c.id == "" {
-		if c.id, err = r.recoveredID(ctx, org); err != nil {
-			return recordContent{}, err
-		}
-	}
-	if c.id == "" {
 		c.id = "org_" + strings.ToLower(ulid.MustNew(ulid.Timestamp(s.now), rand.Reader).String())
 	}
 	if c.keys == nil {
@@ -139,7 +134,16 @@ func (r *OrganizationReconciler) legacyKeys(ctx context.Context, org *tav1.Organ
 		return "", nil, fmt.Errorf("get pre-upgrade keys of organization %s: %w", org.Name, err)
 	}
 	id := legacy.Annotations[tav1.AnnotationOrganizationID]
-	if _, err := signingkeys.Parse(legacy.Data[signingkeys.DataKey]); err != nil || !strings.HasPrefix(id, "org_") {
+	if _, err := signingkeys.Parse(legacy.Data[signingkeys.DataKey]); err != nil || !orgIDPattern.MatchString(id) {
+		return "", nil, nil
+	}
+	// Only Secrets a release before the records wrote: one planted after
+	// the upgrade would import keys and an ID the tenant chose.
+	since, err := r.recordsSince(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	if !legacy.CreationTimestamp.Before(&since) {
 		return "", nil, nil
 	}
 	all := &corev1.SecretList{}
@@ -155,26 +159,28 @@ func (r *OrganizationReconciler) legacyKeys(ctx context.Context, org *tav1.Organ
 	return id, legacy.Data[signingkeys.DataKey], nil
 }
 
-// recoveredID is the ID status shows, for an Organization whose record was
-// deleted: its keys are gone, but upstreams know it by that ID. Status is
-// writable by the tenant, so the ID is taken only when no other
-// Organization shows it too; the record's create-if-absent then settles
-// any race.
-func (r *OrganizationReconciler) recoveredID(ctx context.Context, org *tav1.Organization) (string, error) {
-	id := org.Status.ID
-	if !orgIDPattern.MatchString(id) {
-		return "", nil
+// recordsSinceName is a Secret in the system namespace whose creation
+// marks when this operator started writing records; pre-upgrade Secrets
+// are moved only when they are older.
+const recordsSinceName = "tenantauth-records-since"
+
+// recordsSince reads (making it on first use) the time records began.
+func (r *OrganizationReconciler) recordsSince(ctx context.Context) (metav1.Time, error) {
+	r.sinceMu.Lock()
+	defer r.sinceMu.Unlock()
+	if !r.since.IsZero() {
+		return r.since, nil
 	}
-	all := &tav1.OrganizationList{}
-	if err := r.List(ctx, all); err != nil {
-		return "", fmt.Errorf("list organizations: %w", err)
+	marker := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.SystemNamespace, Name: recordsSinceName,
+		Labels: map[string]string{tav1.LabelManagedBy: tav1.ManagedByValue, tav1.LabelComponent: "records-since"}}}
+	if err := r.Create(ctx, marker); err != nil && !apierrors.IsAlreadyExists(err) {
+		return metav1.Time{}, fmt.Errorf("mark when records began: %w", err)
 	}
-	for _, o := range all.Items {
-		if o.UID != org.UID && o.Status.ID == id {
-			return "", nil
-		}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(marker), marker); err != nil {
+		return metav1.Time{}, fmt.Errorf("read when records began: %w", err)
 	}
-	return id, nil
+	r.since = marker.CreationTimestamp
+	return r.since, nil
 }
 
 var orgIDPattern = regexp.MustCompile(`^org_[0-9a-z]{26}$`)

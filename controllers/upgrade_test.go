@@ -76,6 +76,17 @@ func makeLegacyLayout(t *testing.T, ns, name string) legacyLayout {
 	return l
 }
 
+// upgradeNow plays the upgrade: the new operator starts after the layouts
+// were written, so it marks the start of records afresh.
+func upgradeNow(t *testing.T) {
+	t.Helper()
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have one-second resolution
+	err := k8s.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: systemNS, Name: recordsSinceName}})
+	if client.IgnoreNotFound(err) != nil {
+		t.Fatal(err)
+	}
+}
+
 // failDeletes is a client that dies on every Delete: the operator killed
 // after it wrote the system-namespace record and before it removed the
 // pre-upgrade Secret.
@@ -96,6 +107,7 @@ func TestUpgradeMovesKeysWithoutLoss(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	l := makeLegacyLayout(t, ns, "legacy-moved")
+	upgradeNow(t)
 	direct := withWatch(t)
 	orgR := func(c client.Client) *OrganizationReconciler {
 		return &OrganizationReconciler{Client: c, APIReader: k8s, Recorder: nopRecorder{}, Now: time.Now, SystemNamespace: systemNS}
@@ -169,6 +181,7 @@ func TestUpgradeRefusesACopiedID(t *testing.T) {
 		Data: map[string][]byte{signingkeys.DataKey: victim.keys}}
 	g.Expect(controllerutil.SetControllerReference(evil, copied, scheme)).To(Succeed())
 	g.Expect(k8s.Create(ctx, copied)).To(Succeed())
+	upgradeNow(t)
 
 	r := &OrganizationReconciler{Client: withWatch(t), APIReader: k8s, Recorder: nopRecorder{}, Now: time.Now, SystemNamespace: systemNS}
 	// The attacker's Organization is reconciled first.
@@ -181,4 +194,25 @@ func TestUpgradeRefusesACopiedID(t *testing.T) {
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(victim.org), victim.org)).To(Succeed())
 	g.Expect(victim.org.Status.ID).To(Equal(victim.orgID), "the victim keeps its ID")
 	g.Expect(findReady(victim.org.Status.Conditions).Status).To(Equal(metav1.ConditionTrue))
+}
+
+// TestUpgradeIgnoresSecretsPlantedAfterIt plays a tenant who, after the
+// upgrade, plants a pre-upgrade-looking key Secret for a new Organization:
+// its keys and chosen ID are never imported.
+func TestUpgradeIgnoresSecretsPlantedAfterIt(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	upgradeNow(t)
+	r := &OrganizationReconciler{Client: withWatch(t), APIReader: k8s, Recorder: nopRecorder{}, Now: time.Now, SystemNamespace: systemNS}
+	_, err := r.recordsSince(ctx) // the operator has started
+	g.Expect(err).NotTo(HaveOccurred())
+	time.Sleep(1100 * time.Millisecond)
+	planted := makeLegacyLayout(t, newNamespace(t), "legacy-planted")
+	_, err = r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(planted.org)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(planted.org), planted.org)).To(Succeed())
+	g.Expect(planted.org.Status.ID).NotTo(Equal(planted.orgID), "the planted ID is not imported")
+	rec := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: trust.SigningKeysName(planted.org.Status.ID)}, rec)).To(Succeed())
+	g.Expect(rec.Data[signingkeys.DataKey]).NotTo(Equal(planted.keys), "the planted keys are not imported")
 }
