@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // TestTOTPChangesNeedRecentSignIn plays a stolen bearer token: more than
@@ -83,7 +85,7 @@ func TestRecoveryCodesAreLongAndKeyed(t *testing.T) {
 	h.addMember("demo/acme", "alice@acme.com", "owner", alicePW)
 	h.addMember("demo/acme", "bob@acme.com", "member", "bob's own passphrase")
 	_, codes := h.enableTOTP(h.login("alice@acme.com", alicePW, "acme").str("access_token"))
-	rec, err := h.store.Get(t.Context(), KindCredentials, h.srv.userFor("alice@acme.com").ID)
+	rec, err := h.store.Get(t.Context(), store.KindCredentials, h.srv.userFor("alice@acme.com").ID)
 	if err != nil {
 		t.Fatal(err)
 	}

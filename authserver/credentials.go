@@ -3,8 +3,9 @@ package authserver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // Credentials are a user's secrets, keyed by user ID: the same for every
@@ -24,11 +25,11 @@ type Credentials struct {
 
 // loadCredentials reads a user's credentials; a user with none gets an
 // empty record to create.
-func (s *Server) loadCredentials(ctx context.Context, userID string) (*Record, *Credentials, error) {
+func (s *Server) loadCredentials(ctx context.Context, userID string) (*store.Record, *Credentials, error) {
 	var c Credentials
-	rec, err := load(ctx, s.store, KindCredentials, userID, &c)
-	if errors.Is(err, ErrNotFound) {
-		return &Record{Kind: KindCredentials, ID: userID, UserID: userID}, &c, nil
+	rec, err := store.Load(ctx, s.store, store.KindCredentials, userID, &c)
+	if errors.Is(err, store.ErrNotFound) {
+		return &store.Record{Kind: store.KindCredentials, ID: userID, UserID: userID}, &c, nil
 	}
 	if err != nil {
 		return nil, nil, err
@@ -36,25 +37,18 @@ func (s *Server) loadCredentials(ctx context.Context, userID string) (*Record, *
 	return rec, &c, nil
 }
 
-// UpdateCredentials applies change to a user's credentials with
-// compare-and-swap, retrying when another request changed them first.
+// UpdateCredentials applies change to a user's credentials, creating
+// them if the user has none; the store re-applies it on a conflict.
 func (s *Server) UpdateCredentials(ctx context.Context, userID string, change func(*Credentials) error) error {
-	for attempt := 0; attempt < 5; attempt++ {
-		rec, c, err := s.loadCredentials(ctx, userID)
-		if err != nil {
-			return err
-		}
-		if err := change(c); err != nil {
-			return err
-		}
-		c.UpdatedAt = s.cfg.Now().UTC()
-		err = save(ctx, s.store, rec, c)
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrExists) {
-			continue
-		}
-		return err
-	}
-	return fmt.Errorf("update credentials of %s: too many concurrent changes", userID)
+	_, _, err := store.Upsert(ctx, s.store, store.Record{Kind: store.KindCredentials, ID: userID, UserID: userID},
+		func(_ *store.Record, c *Credentials) error {
+			if err := change(c); err != nil {
+				return err
+			}
+			c.UpdatedAt = s.cfg.Now().UTC()
+			return nil
+		})
+	return err
 }
 
 // SetPassword hashes and stores a user's password. It is the seeding path

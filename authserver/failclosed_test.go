@@ -8,21 +8,23 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
-// probeStore wraps a Store: it counts calls, fails reads of chosen kinds
+// probeStore wraps a store.Store: it counts calls, fails reads of chosen kinds
 // (a store that cannot answer), and, like the Kubernetes store, refuses
 // IDs that are not valid object names with an error of its own, which the
 // server would answer 503.
 type probeStore struct {
-	Store
+	store.Store
 	mu    sync.Mutex
 	calls int
 	fail  map[string]bool
 }
 
 func newProbeStore() *probeStore {
-	return &probeStore{Store: NewMemoryStore(), fail: map[string]bool{}}
+	return &probeStore{Store: store.NewMemoryStore(), fail: map[string]bool{}}
 }
 
 func (p *probeStore) note(kind, id string) error {
@@ -52,28 +54,28 @@ func (p *probeStore) count() int {
 	return p.calls
 }
 
-func (p *probeStore) Get(ctx context.Context, kind, id string) (*Record, error) {
+func (p *probeStore) Get(ctx context.Context, kind, id string) (*store.Record, error) {
 	if err := p.note(kind, id); err != nil {
 		return nil, err
 	}
 	return p.Store.Get(ctx, kind, id)
 }
 
-func (p *probeStore) Create(ctx context.Context, r *Record) error {
+func (p *probeStore) Create(ctx context.Context, r *store.Record) error {
 	if err := p.note("", r.ID); err != nil {
 		return err
 	}
 	return p.Store.Create(ctx, r)
 }
 
-func (p *probeStore) Update(ctx context.Context, r *Record) error {
-	if err := p.note("", r.ID); err != nil {
-		return err
+func (p *probeStore) Update(ctx context.Context, kind, id string, change func(*store.Record) error) (*store.Record, error) {
+	if err := p.note("", id); err != nil {
+		return nil, err
 	}
-	return p.Store.Update(ctx, r)
+	return p.Store.Update(ctx, kind, id, change)
 }
 
-func (p *probeStore) ListByUser(ctx context.Context, kind, userID string) ([]*Record, error) {
+func (p *probeStore) ListByUser(ctx context.Context, kind, userID string) ([]*store.Record, error) {
 	if err := p.note("", ""); err != nil {
 		return nil, err
 	}
@@ -81,7 +83,7 @@ func (p *probeStore) ListByUser(ctx context.Context, kind, userID string) ([]*Re
 }
 
 // newFlowHarnessOn is newFlowHarness on the store st.
-func newFlowHarnessOn(t *testing.T, st Store) *flowHarness {
+func newFlowHarnessOn(t *testing.T, st store.Store) *flowHarness {
 	t.Helper()
 	h := newHarness(t, st)
 	fh := &flowHarness{harness: h, mail: &flowMailer{}, members: &flowMembers{}}
@@ -126,7 +128,7 @@ func TestMembershipRemovalEndsSessions(t *testing.T) {
 			tc.revive(h.dir)
 			h.assertDead(t, "acme session after the membership came back", acme)
 			waitFor(t, func() bool { // the store learns it too, in the background
-				rec, err := h.store.Get(t.Context(), KindSession, acme.sid)
+				rec, err := h.store.Get(t.Context(), store.KindSession, acme.sid)
 				return err == nil && rec.Revoked
 			})
 			h.assertLive(t, "the globex session switched from it", switched)
@@ -188,12 +190,12 @@ func TestMFADecisionFailsClosed(t *testing.T) {
 			h.enableTOTP(h.login("alice@acme.com", alicePW, "acme").str("access_token"))
 			try := tc.start(h)
 
-			st.setFail(KindCredentials, true)
+			st.setFail(store.KindCredentials, true)
 			r := try()
 			if r.status != 503 || r.errCode() != "store_unavailable" || r.str("access_token") != "" || r.header.Get("Retry-After") == "" {
 				t.Fatalf("MFA unknown: %d %s, want 503 store_unavailable and no session", r.status, r.raw)
 			}
-			st.setFail(KindCredentials, false)
+			st.setFail(store.KindCredentials, false)
 			r = try()
 			if r.status != 200 || r.body["mfa_required"] != true || r.str("access_token") != "" {
 				t.Fatalf("once the store answers: %d %s, want the second-factor step", r.status, r.raw)
@@ -205,7 +207,7 @@ func TestMFADecisionFailsClosed(t *testing.T) {
 // TestSessionLivenessFailsClosed: when the store cannot read a session or
 // its family, /verify and /auth/me answer 503, never 200.
 func TestSessionLivenessFailsClosed(t *testing.T) {
-	for _, kind := range []string{KindSession, KindFamily} {
+	for _, kind := range []string{store.KindSession, store.KindFamily} {
 		t.Run(kind, func(t *testing.T) {
 			st := newProbeStore()
 			h := newHarness(t, st)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // A failureBook keeps lockoutRecords by user ID in the store, each change
@@ -18,9 +20,6 @@ type failureBook interface {
 	update(ctx context.Context, userID string, change func(*lockoutRecord) (bool, error)) error
 }
 
-// casAttempts bounds the retries of one change.
-const casAttempts = 16
-
 var errLockoutConflict = errf(http.StatusServiceUnavailable, "conflict", "the account is being signed in to concurrently; retry")
 
 func emptyLockout() *lockoutRecord { return &lockoutRecord{Factors: map[string]*failureCount{}} }
@@ -29,13 +28,13 @@ func emptyLockout() *lockoutRecord { return &lockoutRecord{Factors: map[string]*
 func accountLockoutID(userID string) string { return userID }
 
 // accountBook keeps one record per account, with the user's ID.
-type accountBook struct{ st Store }
+type accountBook struct{ st store.Store }
 
-func (b accountBook) load(ctx context.Context, userID string) (*Record, *lockoutRecord, error) {
+func (b accountBook) load(ctx context.Context, userID string) (*store.Record, *lockoutRecord, error) {
 	lr := emptyLockout()
-	rec, err := load(ctx, b.st, KindLockout, accountLockoutID(userID), lr)
-	if errors.Is(err, ErrNotFound) {
-		return &Record{Kind: KindLockout, ID: accountLockoutID(userID), UserID: userID}, emptyLockout(), nil
+	rec, err := store.Load(ctx, b.st, store.KindLockout, accountLockoutID(userID), lr)
+	if errors.Is(err, store.ErrNotFound) {
+		return &store.Record{Kind: store.KindLockout, ID: accountLockoutID(userID), UserID: userID}, emptyLockout(), nil
 	}
 	if err != nil {
 		return nil, nil, err
@@ -52,29 +51,39 @@ func (b accountBook) read(ctx context.Context, userID string) (*lockoutRecord, e
 }
 
 func (b accountBook) update(ctx context.Context, userID string, change func(*lockoutRecord) (bool, error)) error {
-	for range casAttempts {
-		rec, lr, err := b.load(ctx, userID)
-		if err != nil {
-			return err
-		}
-		write, err := change(lr)
-		if err != nil || !write {
-			return err
-		}
-		if len(lr.Factors) == 0 {
-			if rec.Version == "" {
-				return nil
+	id := accountLockoutID(userID)
+	_, _, err := store.Upsert(ctx, b.st, store.Record{Kind: store.KindLockout, ID: id, UserID: userID},
+		func(rec *store.Record, lr *lockoutRecord) error {
+			if lr.Factors == nil {
+				lr.Factors = map[string]*failureCount{}
 			}
-			return b.st.Delete(ctx, KindLockout, rec.ID)
-		}
-		rec.ExpiresAt = lockoutExpiry(lr)
-		err = save(ctx, b.st, rec, lr)
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) {
-			continue
-		}
-		return err
+			write, err := change(lr)
+			switch {
+			case err != nil:
+				return err
+			case !write, len(lr.Factors) == 0 && rec.Version == "":
+				return store.ErrUnchanged
+			case len(lr.Factors) == 0:
+				return errNoCounts
+			}
+			rec.ExpiresAt = lockoutExpiry(lr)
+			return nil
+		})
+	return b.settle(ctx, id, err)
+}
+
+// errNoCounts ends an update whose record is left with no count: it is
+// deleted instead of written.
+var errNoCounts = errors.New("no counts left")
+
+func (b accountBook) settle(ctx context.Context, id string, err error) error {
+	switch {
+	case errors.Is(err, errNoCounts):
+		return b.st.Delete(ctx, store.KindLockout, id)
+	case errors.Is(err, store.ErrConflict):
+		return errLockoutConflict
 	}
-	return errLockoutConflict
+	return err
 }
 
 // lockoutExpiry is when a record may be collected: never while a factor is
@@ -109,7 +118,7 @@ type decoyShard struct {
 
 // decoyBook keeps the counts of emails that are no account in shards.
 type decoyBook struct {
-	st  Store
+	st  store.Store
 	now func() time.Time
 }
 
@@ -123,12 +132,12 @@ func shardID(userID string) string {
 	return "decoy-" + strconv.Itoa(int(h%decoyShards))
 }
 
-func (b decoyBook) load(ctx context.Context, userID string) (*Record, *decoyShard, error) {
+func (b decoyBook) load(ctx context.Context, userID string) (*store.Record, *decoyShard, error) {
 	id := shardID(userID)
 	sh := &decoyShard{}
-	rec, err := load(ctx, b.st, KindLockout, id, sh)
-	if errors.Is(err, ErrNotFound) {
-		return &Record{Kind: KindLockout, ID: id}, &decoyShard{Users: map[string]*lockoutRecord{}}, nil
+	rec, err := store.Load(ctx, b.st, store.KindLockout, id, sh)
+	if errors.Is(err, store.ErrNotFound) {
+		return &store.Record{Kind: store.KindLockout, ID: id}, &decoyShard{Users: map[string]*lockoutRecord{}}, nil
 	}
 	if err != nil {
 		return nil, nil, err
@@ -151,32 +160,34 @@ func (b decoyBook) read(ctx context.Context, userID string) (*lockoutRecord, err
 }
 
 func (b decoyBook) update(ctx context.Context, userID string, change func(*lockoutRecord) (bool, error)) error {
-	for range casAttempts {
-		rec, sh, err := b.load(ctx, userID)
-		if err != nil {
-			return err
-		}
-		lr, ok := sh.Users[userID]
-		if !ok || lr.Factors == nil {
-			lr = emptyLockout()
-		}
-		write, err := change(lr)
-		if err != nil || !write {
-			return err
-		}
-		sh.Users[userID] = lr
-		if len(lr.Factors) == 0 {
-			delete(sh.Users, userID)
-		}
-		b.prune(sh)
-		rec.ExpiresAt = b.now().UTC().Add(decoyRetention)
-		err = save(ctx, b.st, rec, sh)
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) {
-			continue
-		}
-		return err
+	_, _, err := store.Upsert(ctx, b.st, store.Record{Kind: store.KindLockout, ID: shardID(userID)},
+		func(rec *store.Record, sh *decoyShard) error {
+			if sh.Users == nil {
+				sh.Users = map[string]*lockoutRecord{}
+			}
+			lr, ok := sh.Users[userID]
+			if !ok || lr.Factors == nil {
+				lr = emptyLockout()
+			}
+			write, err := change(lr)
+			if err != nil {
+				return err
+			}
+			if !write {
+				return store.ErrUnchanged
+			}
+			sh.Users[userID] = lr
+			if len(lr.Factors) == 0 {
+				delete(sh.Users, userID)
+			}
+			b.prune(sh)
+			rec.ExpiresAt = b.now().UTC().Add(decoyRetention)
+			return nil
+		})
+	if errors.Is(err, store.ErrConflict) {
+		return errLockoutConflict
 	}
-	return errLockoutConflict
+	return err
 }
 
 // prune drops counts older than decoyRetention, then the stalest ones

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // Session families: how refresh sessions descend from one sign-in. A sign-in (password, magic link,
@@ -59,8 +61,8 @@ var errReauth = errf(http.StatusForbidden, "reauthentication_required",
 // createFamily records a new sign-in's family and returns its lineage.
 func (s *Server) createFamily(ctx context.Context, userID string, amr []string, now, absolute time.Time) (*lineage, error) {
 	fam := &family{UserID: userID, AuthTime: now, AbsoluteExpiresAt: absolute, AMR: amr}
-	rec := &Record{Kind: KindFamily, ID: familyIDPrefix + newID(), UserID: userID, ExpiresAt: absolute.Add(revokedRetention)}
-	if err := save(ctx, s.store, rec, fam); err != nil {
+	rec := &store.Record{Kind: store.KindFamily, ID: familyIDPrefix + newID(), UserID: userID, ExpiresAt: absolute.Add(revokedRetention)}
+	if err := store.Put(ctx, s.store, rec, fam); err != nil {
 		return nil, fmt.Errorf("create session family: %w", err)
 	}
 	return &lineage{FamilyID: rec.ID, AuthTime: now, AbsoluteExpiresAt: absolute}, nil
@@ -74,9 +76,9 @@ func (s *Server) checkFamily(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
 	}
-	rec, err := s.store.Get(ctx, KindFamily, id)
+	rec, err := s.store.Get(ctx, store.KindFamily, id)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return errSessionEnded
 	case err != nil:
 		return fmt.Errorf("read session family: %w", err)
@@ -92,27 +94,18 @@ func (s *Server) revokeFamily(ctx context.Context, userID, familyID, reason stri
 	if familyID == "" {
 		return nil
 	}
-	for attempt := 0; ; attempt++ {
-		var fam family
-		rec, err := load(ctx, s.store, KindFamily, familyID, &fam)
-		if errors.Is(err, ErrNotFound) {
-			break // collected: its sessions fail the family check already
-		}
-		if err != nil {
-			return err
-		}
+	_, _, err := store.Modify(ctx, s.store, store.KindFamily, familyID, func(rec *store.Record, fam *family) error {
 		if fam.RevokedAt != nil {
-			break
+			return store.ErrUnchanged
 		}
 		now := s.cfg.Now().UTC()
 		fam.RevokedAt, fam.Reason, rec.Revoked = &now, reason, true
-		err = save(ctx, s.store, rec, &fam)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrConflict) || attempt == 4 {
-			return fmt.Errorf("revoke session family: %w", err)
-		}
+		return nil
+	})
+	// A collected family needs nothing: its sessions fail the family
+	// check already.
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("revoke session family: %w", err)
 	}
 	return s.revokeSessionsWhere(ctx, userID, reason, func(sess *session) bool { return sess.FamilyID == familyID })
 }
@@ -121,7 +114,7 @@ func (s *Server) revokeFamily(ctx context.Context, userID, familyID, reason stri
 // match selects. It lists with the store's live read, so sessions made a
 // moment ago on other replicas are found too.
 func (s *Server) revokeSessionsWhere(ctx context.Context, userID, reason string, match func(*session) bool) error {
-	recs, err := s.store.ListByUser(ctx, KindSession, userID)
+	recs, err := s.store.ListByUser(ctx, store.KindSession, userID)
 	if err != nil {
 		return err
 	}
@@ -136,7 +129,7 @@ func (s *Server) revokeSessionsWhere(ctx context.Context, userID, reason string,
 		if !match(&sess) {
 			continue
 		}
-		if err := s.revokeRecord(ctx, rec, &sess, reason); err != nil {
+		if err := s.revokeSessionRecord(ctx, rec.ID, reason); err != nil {
 			return err
 		}
 	}
@@ -169,7 +162,7 @@ func newFactsCache(max int) *factsCache {
 }
 
 // facts returns the facts of a session record, decoding it on a miss.
-func (c *factsCache) facts(rec *Record) (*sessionFacts, error) {
+func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 	c.mu.RLock()
 	f, ok := c.entries[rec.ID]
 	c.mu.RUnlock()
@@ -195,9 +188,9 @@ func (s *Server) checkSessionFor(ctx context.Context, c *Claims, org *Org) (*ses
 	if !validRecordID(sessionIDPrefix, c.SessionID) {
 		return nil, errInvalidToken
 	}
-	rec, err := s.store.Get(ctx, KindSession, c.SessionID)
+	rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return nil, errSessionEnded
 	case err != nil:
 		return nil, fmt.Errorf("read session: %w", err)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 func TestMagicLinkThreeSteps(t *testing.T) {
@@ -218,8 +220,8 @@ func TestMailedTokensAreStoredAsHashes(t *testing.T) {
 	if len(tokens) != 3 {
 		t.Fatalf("tokens %v", tokens)
 	}
-	recs, _ := h.store.ListByUser(context.Background(), KindToken, h.srv.userFor("alice@acme.com").ID)
-	recs2, _ := h.store.ListByUser(context.Background(), KindToken, h.srv.userFor("new@acme.com").ID)
+	recs, _ := h.store.ListByUser(context.Background(), store.KindToken, h.srv.userFor("alice@acme.com").ID)
+	recs2, _ := h.store.ListByUser(context.Background(), store.KindToken, h.srv.userFor("new@acme.com").ID)
 	recs = append(recs, recs2...)
 	if len(recs) != 3 {
 		t.Fatalf("%d token records", len(recs))

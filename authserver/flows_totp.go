@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // TOTP two-factor authentication: setup, enable, disable and verify.
@@ -289,12 +291,12 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 
 // recordFactor keeps the proven second factor on an intermediate session
 // whose organization is not chosen yet, and answers it again.
-func (s *Server) recordFactor(ctx context.Context, w http.ResponseWriter, rec *Record, in *intermediate, token string, amr []string) error {
-	in.AMR = amr
-	if err := save(ctx, s.store, rec, in); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
-		}
+func (s *Server) recordFactor(ctx context.Context, w http.ResponseWriter, rec *store.Record, in *intermediate, token string, amr []string) error {
+	in, err := s.changeIntermediate(ctx, rec.ID, func(in *intermediate) error {
+		in.AMR = amr
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, &intermediateResponse{
@@ -307,33 +309,18 @@ func (s *Server) recordFactor(ctx context.Context, w http.ResponseWriter, rec *R
 // mfaFailure counts a wrong code against the intermediate session; the
 // maxMFAFailures-th spends it, and the user must sign in again.
 func (s *Server) mfaFailure(ctx context.Context, p *pending, wrong *secondFactorError) error {
-	rec, in := p.rec, p.in
-	for attempt := 0; attempt < 5; attempt++ {
+	in, err := s.changeIntermediate(ctx, p.rec.ID, func(in *intermediate) error {
 		in.Failures++
-		left := maxMFAFailures - in.Failures
-		if left <= 0 {
+		if in.Failures >= maxMFAFailures {
 			in.Spent = true
 		}
-		err := save(ctx, s.store, rec, in)
-		if errors.Is(err, ErrConflict) {
-			// Another request changed it (most likely another wrong code):
-			// count on top of the fresh record.
-			in = &intermediate{}
-			if rec, err = load(ctx, s.store, KindToken, rec.ID, in); err != nil {
-				return err
-			}
-			if in.Spent {
-				return errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if left <= 0 {
-			return wrong.answer(http.StatusUnauthorized, "too many wrong codes: sign in again")
-		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if left := maxMFAFailures - in.Failures; left > 0 {
 		return wrong.answer(http.StatusUnauthorized, strconv.Itoa(left)+" attempts left")
 	}
-	return errf(http.StatusServiceUnavailable, "conflict", "the sign-in is being changed concurrently; retry")
+	return wrong.answer(http.StatusUnauthorized, "too many wrong codes: sign in again")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/identity"
 )
 
@@ -174,9 +175,9 @@ func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, targ
 // before families has no family to join, so it must sign in again.
 func (s *Server) liveSession(ctx context.Context, p *Principal) (*session, error) {
 	var sess session
-	_, err := load(ctx, s.store, KindSession, p.SessionID, &sess)
+	_, err := store.Load(ctx, s.store, store.KindSession, p.SessionID, &sess)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return nil, errSessionEnded
 	case err != nil:
 		return nil, fmt.Errorf("read session to switch: %w", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/identity"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
 )
@@ -45,7 +46,7 @@ type harness struct {
 	t     testing.TB
 	srv   *Server
 	dir   *Directory
-	store Store
+	store store.Store
 	clock *testClock
 	http  *httptest.Server
 }
@@ -55,10 +56,10 @@ type harnessOption func(*Config)
 // newHarness builds a server with the memory store (or st) and two
 // organizations, acme (ES256) and globex (EdDSA), served on a real
 // listener.
-func newHarness(t testing.TB, st Store, opts ...harnessOption) *harness {
+func newHarness(t testing.TB, st store.Store, opts ...harnessOption) *harness {
 	t.Helper()
 	if st == nil {
-		st = NewMemoryStore()
+		st = store.NewMemoryStore()
 	}
 	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}
 	cfg := Config{PublicURL: "http://auth.test", Secret: testKey, Argon2: fastArgon, Now: clk.Now, RateLimitPerMinute: 1000}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // intermediateTTL is how long an intermediate session token lives.
@@ -53,8 +55,8 @@ func (s *Server) startIntermediateIn(ctx context.Context, u user, amr []string, 
 	if org != nil {
 		in.OrgRef = org.Ref
 	}
-	rec := &Record{Kind: KindToken, ID: prefixIntermediate + "_" + id, UserID: u.ID, ExpiresAt: in.ExpiresAt}
-	if err := save(ctx, s.store, rec, in); err != nil {
+	rec := &store.Record{Kind: store.KindToken, ID: prefixIntermediate + "_" + id, UserID: u.ID, ExpiresAt: in.ExpiresAt}
+	if err := store.Put(ctx, s.store, rec, in); err != nil {
 		return nil, fmt.Errorf("create intermediate session: %w", err)
 	}
 	s.metrics.issued.WithLabelValues("intermediate").Inc()
@@ -75,15 +77,15 @@ func (s *Server) orgList(email string) []orgInfo {
 }
 
 // loadIntermediate reads a live intermediate session by its token.
-func (s *Server) loadIntermediate(ctx context.Context, token string) (*Record, *intermediate, error) {
+func (s *Server) loadIntermediate(ctx context.Context, token string) (*store.Record, *intermediate, error) {
 	id, secret, ok := parseOpaque(prefixIntermediate, token)
 	invalid := errf(http.StatusUnauthorized, "token_invalid", "the intermediate session token is malformed or unknown")
 	if !ok {
 		return nil, nil, invalid
 	}
 	var in intermediate
-	rec, err := load(ctx, s.store, KindToken, prefixIntermediate+"_"+id, &in)
-	if errors.Is(err, ErrNotFound) {
+	rec, err := store.Load(ctx, s.store, store.KindToken, prefixIntermediate+"_"+id, &in)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, invalid
 	}
 	if err != nil {
@@ -101,21 +103,38 @@ func (s *Server) loadIntermediate(ctx context.Context, token string) (*Record, *
 	return rec, &in, nil
 }
 
-// spendIntermediate marks the intermediate session used. A lost
-// compare-and-swap means a concurrent request used it first.
-func (s *Server) spendIntermediate(ctx context.Context, rec *Record, in *intermediate) error {
-	in.Spent = true
-	err := save(ctx, s.store, rec, in)
-	if errors.Is(err, ErrConflict) {
-		return errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+// errIntermediateUsed answers an intermediate session that was spent,
+// or that a concurrent request was spending.
+var errIntermediateUsed = errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+
+// changeIntermediate applies change to a live intermediate session; one
+// spent meanwhile (by a concurrent request) answers token_used.
+func (s *Server) changeIntermediate(ctx context.Context, id string, change func(*intermediate) error) (*intermediate, error) {
+	_, in, err := store.Modify(ctx, s.store, store.KindToken, id, func(_ *store.Record, in *intermediate) error {
+		if in.Spent {
+			return errIntermediateUsed
+		}
+		return change(in)
+	})
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+		return nil, errIntermediateUsed
 	}
+	return in, err
+}
+
+// spendIntermediate marks the intermediate session used, once.
+func (s *Server) spendIntermediate(ctx context.Context, id string) error {
+	_, err := s.changeIntermediate(ctx, id, func(in *intermediate) error {
+		in.Spent = true
+		return nil
+	})
 	return err
 }
 
 // pending is an intermediate session presented by the client, with the
 // token it presented.
 type pending struct {
-	rec   *Record
+	rec   *store.Record
 	in    *intermediate
 	token string
 }
@@ -150,13 +169,14 @@ func (s *Server) completeLoginIn(ctx context.Context, w http.ResponseWriter, u u
 			writeJSON(w, http.StatusOK, resp)
 			return nil
 		}
-		p.in.OrgRef = m.Org.Ref
-		if err := save(ctx, s.store, p.rec, p.in); err != nil {
-			if errors.Is(err, ErrConflict) {
-				return errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
-			}
+		in, err := s.changeIntermediate(ctx, p.rec.ID, func(in *intermediate) error {
+			in.OrgRef = m.Org.Ref
+			return nil
+		})
+		if err != nil {
 			return err
 		}
+		p.in = in
 		writeJSON(w, http.StatusOK, &intermediateResponse{
 			IntermediateSessionToken: p.token, ExpiresIn: int(p.in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
 			User: userInfo{ID: u.ID, Email: u.Email}, Organizations: s.orgList(u.Email), MFARequired: true,
@@ -164,7 +184,7 @@ func (s *Server) completeLoginIn(ctx context.Context, w http.ResponseWriter, u u
 		return nil
 	}
 	if p != nil {
-		if err := s.spendIntermediate(ctx, p.rec, p.in); err != nil {
+		if err := s.spendIntermediate(ctx, p.rec.ID); err != nil {
 			return err
 		}
 	}
@@ -196,8 +216,8 @@ func (s *Server) mfaOwed(ctx context.Context, u user, amr []string, org *Org) (b
 // the caller fails closed.
 func (s *Server) totpEnabled(ctx context.Context, userID string) (bool, error) {
 	var c Credentials
-	_, err := load(ctx, s.store, KindCredentials, userID, &c)
-	if errors.Is(err, ErrNotFound) {
+	_, err := store.Load(ctx, s.store, store.KindCredentials, userID, &c)
+	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

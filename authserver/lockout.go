@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // Per-account lockout against online password guessing (NIST SP 800-63B
 // 5.2.2). Failed
 // passwords and failed second-factor codes are counted per user in the
-// Store, so every session and every replica adds to the same count. Up to
+// store.Store, so every session and every replica adds to the same count. Up to
 // lockoutThreshold consecutive failures cost nothing; from there each
 // attempt must wait 2^n seconds (n = failures past the threshold, capped
 // at lockoutMaxDelay) after the last failure, else 429 with Retry-After,
@@ -60,7 +62,7 @@ type failureCount struct {
 	Notified bool `json:"notified,omitempty"`
 }
 
-// lockoutRecord is a user's failure counts (record kind KindLockout,
+// lockoutRecord is a user's failure counts (record kind store.KindLockout,
 // keyed by user ID).
 type lockoutRecord struct {
 	Factors map[string]*failureCount `json:"factors"`
@@ -97,11 +99,11 @@ func refusal(c *failureCount, now time.Time) *Error {
 type lockouts struct {
 	accounts failureBook
 	decoys   failureBook
-	store    Store
+	store    store.Store
 	now      func() time.Time
 }
 
-func newLockouts(st Store, now func() time.Time) *lockouts {
+func newLockouts(st store.Store, now func() time.Time) *lockouts {
 	return &lockouts{accounts: accountBook{st}, decoys: decoyBook{st, now}, store: st, now: now}
 }
 
@@ -175,7 +177,7 @@ func (a *attempt) succeed(ctx context.Context) error {
 
 // clearLockout ends every count of a user: a password reset unlocks.
 func (s *Server) clearLockout(ctx context.Context, userID string) error {
-	return s.lockouts.store.Delete(ctx, KindLockout, accountLockoutID(userID))
+	return s.lockouts.store.Delete(ctx, store.KindLockout, accountLockoutID(userID))
 }
 
 // passwordSignIn checks a login's password under the lockout. It answers

@@ -8,12 +8,16 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr/funcr"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // downStore is a store that cannot be reached.
-type downStore struct{ *MemoryStore }
+type downStore struct{ *store.MemoryStore }
 
-func (downStore) Get(context.Context, string, string) (*Record, error) { return nil, errTransient }
+func (downStore) Get(context.Context, string, string) (*store.Record, error) {
+	return nil, errTransient
+}
 
 // TestClientErrorsDoNotFloodTheLog sends many requests that each make the
 // server log a line (the store is down): the log holds a bounded number of
@@ -28,7 +32,7 @@ func TestClientErrorsDoNotFloodTheLog(t *testing.T) {
 		mu.Unlock()
 	}, funcr.Options{})
 	h := newHarness(t, nil)
-	srv := New(h.srv.Config(), h.dir, downStore{NewMemoryStore()}, testKey, WithLogger(logger))
+	srv := New(h.srv.Config(), h.dir, downStore{store.NewMemoryStore()}, testKey, WithLogger(logger))
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	h.http = ts

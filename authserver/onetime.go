@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/mail"
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // Lifetimes of the one-time tokens mailed to users (email verification,
@@ -70,8 +71,8 @@ func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl ti
 	if !send {
 		return nil
 	}
-	rec := &Record{Kind: KindToken, ID: prefix + "_" + id, UserID: ot.UserID, ExpiresAt: ot.ExpiresAt.Add(tokenRetention)}
-	if err := save(ctx, s.store, rec, ot); err != nil {
+	rec := &store.Record{Kind: store.KindToken, ID: prefix + "_" + id, UserID: ot.UserID, ExpiresAt: ot.ExpiresAt.Add(tokenRetention)}
+	if err := store.Put(ctx, s.store, rec, ot); err != nil {
 		return fmt.Errorf("create %s token: %w", ot.Purpose, err)
 	}
 	s.metrics.issued.WithLabelValues(ot.Purpose).Inc()
@@ -83,52 +84,71 @@ func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl ti
 // token unspent. Single use rests on the store's compare-and-swap: of two
 // concurrent requests with one token, one spends it and the other re-reads
 // it spent.
-func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, token string, check func(*oneTime) error) (*Record, *oneTime, error) {
+func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, token string, check func(*oneTime) error) (*store.Record, *oneTime, error) {
 	id, secret, ok := parseOpaque(prefix, strings.TrimSpace(token))
 	if !ok {
 		return nil, nil, errTokenInvalid
 	}
-	for attempt := 0; attempt < 5; attempt++ {
-		var ot oneTime
-		rec, err := load(ctx, s.store, KindToken, prefix+"_"+id, &ot)
-		if errors.Is(err, ErrNotFound) {
-			return nil, nil, errTokenInvalid
-		}
-		if err != nil {
-			return nil, nil, err
-		}
+	rid := prefix + "_" + id
+	live := func(ot *oneTime) error {
 		switch now := s.cfg.Now(); {
 		case !secretMatches(secret, ot.Hash) || ot.Purpose != purpose:
-			return nil, nil, errTokenInvalid
+			return errTokenInvalid
 		case ot.SpentAt != nil:
-			return nil, nil, errTokenUsed
+			return errTokenUsed
 		case !now.Before(ot.ExpiresAt):
-			return nil, nil, errTokenExpired
+			return errTokenExpired
 		}
-		if check != nil {
-			if err := check(&ot); err != nil {
-				return nil, nil, err
-			}
+		return nil
+	}
+	var first oneTime
+	_, err := store.Load(ctx, s.store, store.KindToken, rid, &first)
+	if err == nil {
+		err = live(&first)
+	}
+	if err == nil && check != nil {
+		// Outside the update: check may be slow (a password hash) and the
+		// update's change may not wait on anything.
+		err = check(&first)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, errTokenInvalid
+		}
+		return nil, nil, err
+	}
+	rec, ot, err := store.Modify(ctx, s.store, store.KindToken, rid, func(_ *store.Record, ot *oneTime) error {
+		if err := live(ot); err != nil {
+			return err // most likely a concurrent request spent it
 		}
 		now := s.cfg.Now().UTC()
 		ot.SpentAt = &now
-		err = save(ctx, s.store, rec, &ot)
-		if errors.Is(err, ErrConflict) {
-			continue // re-read: most likely a concurrent request spent it
+		return nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil, errTokenInvalid
+	case errors.Is(err, store.ErrConflict):
+		return nil, nil, errTokenUsed
+	case err != nil:
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, nil, err
 		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("spend %s token: %w", purpose, err)
-		}
-		return rec, &ot, nil
+		return nil, nil, fmt.Errorf("spend %s token: %w", purpose, err)
 	}
-	return nil, nil, errTokenUsed
+	return rec, ot, nil
 }
 
 // unspend makes a spent token usable again after the work it was spent
 // for failed on a fault the client may retry.
-func (s *Server) unspend(ctx context.Context, rec *Record, ot *oneTime) {
+func (s *Server) unspend(ctx context.Context, rec *store.Record, ot *oneTime) {
 	ot.SpentAt = nil
-	if err := save(ctx, s.store, rec, ot); err != nil {
+	_, _, err := store.Modify(ctx, s.store, store.KindToken, rec.ID, func(_ *store.Record, cur *oneTime) error {
+		cur.SpentAt = nil
+		return nil
+	})
+	if err != nil {
 		s.log.Error(err, "could not release a token after a failed request", "purpose", ot.Purpose)
 	}
 }
@@ -137,7 +157,7 @@ func (s *Server) unspend(ctx context.Context, rec *Record, ot *oneTime) {
 // token of a user, as a password reset must: a link or half-finished login
 // from before the reset no longer works after it.
 func (s *Server) revokeUserTokens(ctx context.Context, userID string) error {
-	recs, err := s.store.ListByUser(ctx, KindToken, userID)
+	recs, err := s.store.ListByUser(ctx, store.KindToken, userID)
 	if err != nil {
 		return err
 	}
@@ -146,25 +166,34 @@ func (s *Server) revokeUserTokens(ctx context.Context, userID string) error {
 		if !now.Before(rec.ExpiresAt) && !rec.ExpiresAt.IsZero() {
 			continue
 		}
-		var v interface{ spend(time.Time) bool }
 		if strings.HasPrefix(rec.ID, prefixIntermediate+"_") {
-			v = &intermediateRecord{}
+			err = spendRecord[intermediateRecord](ctx, s.store, rec.ID, now)
 		} else {
-			v = &oneTimeRecord{}
+			err = spendRecord[oneTimeRecord](ctx, s.store, rec.ID, now)
 		}
-		if err := json.Unmarshal(rec.Data, v); err != nil {
-			continue
-		}
-		if !v.spend(now) {
-			continue
-		}
-		// A conflict means the token changed under us (it was just used or
-		// spent): nothing to revoke.
-		if err := save(ctx, s.store, rec, v); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// spendRecord spends one token record of type T. A record gone meanwhile,
+// or one that does not decode, has nothing left to revoke.
+func spendRecord[T any, P interface {
+	*T
+	spend(time.Time) bool
+}](ctx context.Context, st store.Store, id string, now time.Time) error {
+	_, _, err := store.Modify(ctx, st, store.KindToken, id, func(_ *store.Record, v *T) error {
+		if !P(v).spend(now) {
+			return store.ErrUnchanged
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) || errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)) {
+		return nil
+	}
+	return err
 }
 
 type intermediateRecord struct{ intermediate }

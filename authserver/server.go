@@ -4,7 +4,7 @@
 //
 // It knows no Kubernetes types. Tenant state comes from a Directory that a
 // source keeps current (package authserver/kube fills it from informers),
-// and runtime state sits behind the Store interface.
+// and runtime state sits behind the store.Store interface.
 package authserver
 
 import (
@@ -18,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/tenantauth/tenantauth/authserver/mail"
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // Config holds the deployment-level settings of the auth server: those
@@ -101,7 +102,7 @@ func (c *Config) defaults() {
 type Server struct {
 	cfg      Config
 	dir      *Directory
-	store    Store
+	store    store.Store
 	log      logr.Logger
 	limiter  *rateLimiter
 	verified *tokenCache
@@ -148,7 +149,7 @@ func WithMembershipWriter(w MembershipWriter) Option { return func(s *Server) { 
 
 // New builds a server. userIDKey is the installation key user IDs are
 // derived with (see package identity).
-func New(cfg Config, dir *Directory, store Store, userIDKey []byte, opts ...Option) *Server {
+func New(cfg Config, dir *Directory, store store.Store, userIDKey []byte, opts ...Option) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, dir: dir, store: store, log: logr.Discard(), userIDKey: userIDKey}
 	for _, o := range opts {
@@ -189,8 +190,8 @@ func (s *Server) Config() Config { return s.cfg }
 // Directory returns the directory the server answers from.
 func (s *Server) Directory() *Directory { return s.dir }
 
-// Store returns the server's store.
-func (s *Server) Store() Store { return s.store }
+// store.Store returns the server's store.
+func (s *Server) Store() store.Store { return s.store }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()

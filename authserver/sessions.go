@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // session is an org-scoped session's server-side state, across every
@@ -109,8 +111,8 @@ func (s *Server) startSession(ctx context.Context, u user, org *Org, role string
 		RefreshHash:       hash,
 	}
 	// The record is collectable once idle: each refresh moves that on.
-	rec := &Record{Kind: KindSession, ID: sessionIDPrefix + id, UserID: u.ID, ExpiresAt: sess.IdleExpiresAt}
-	if err := save(ctx, s.store, rec, sess); err != nil {
+	rec := &store.Record{Kind: store.KindSession, ID: sessionIDPrefix + id, UserID: u.ID, ExpiresAt: sess.IdleExpiresAt}
+	if err := store.Put(ctx, s.store, rec, sess); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	s.metrics.issued.WithLabelValues("refresh").Inc()
@@ -161,37 +163,50 @@ func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, e
 		return nil, errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
 	}
 	sid := sessionIDPrefix + id
-	for attempt := 0; attempt < 5; attempt++ {
-		var sess session
-		rec, err := load(ctx, s.store, KindSession, sid, &sess)
-		if errors.Is(err, ErrNotFound) {
-			return nil, errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
+	// The family never changes, so it is checked once, before the update
+	// (whose change may not call the store).
+	var first session
+	if _, err := store.Load(ctx, s.store, store.KindSession, sid, &first); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errInvalidRefresh
 		}
-		if err != nil {
-			return nil, err
-		}
-		now := s.cfg.Now().UTC()
+		return nil, err
+	}
+	if err := s.checkFamily(ctx, first.FamilyID); err != nil {
+		return nil, err
+	}
+	var (
+		next    string
+		org     *Org
+		role    string
+		spent   session // the session as read, when the token is not its current one
+		now     time.Time
+		errSpnt = errors.New("not the current refresh token")
+	)
+	_, sess, err := store.Modify(ctx, s.store, store.KindSession, sid, func(rec *store.Record, sess *session) error {
+		now = s.cfg.Now().UTC()
 		if sess.RevokedAt != nil {
-			return nil, errf(http.StatusUnauthorized, "session_revoked", "the session has ended; log in again")
+			return errf(http.StatusUnauthorized, "session_revoked", "the session has ended; log in again")
 		}
 		if !secretMatches(secret, sess.RefreshHash) {
-			return nil, s.refreshMismatch(ctx, rec, &sess, secret, now)
+			spent = *sess
+			return errSpnt
 		}
 		if !now.Before(sess.IdleExpiresAt) || !now.Before(sess.AbsoluteExpiresAt) {
-			return nil, errf(http.StatusUnauthorized, "refresh_token_expired", "the session expired; log in again")
+			return errf(http.StatusUnauthorized, "refresh_token_expired", "the session expired; log in again")
 		}
-		org, ok := s.dir.OrgByRef(sess.OrgRef)
+		var ok bool
+		org, ok = s.dir.OrgByRef(sess.OrgRef)
 		if !ok || org.ID != sess.OrgID {
-			return nil, errf(http.StatusUnauthorized, "session_revoked", "the session's organization no longer exists")
+			return errf(http.StatusUnauthorized, "session_revoked", "the session's organization no longer exists")
 		}
 		m, ok := s.dir.MemberOf(sess.Email, org.Ref)
 		if !ok || s.removals.endedBefore(sess.Email, org.Ref, sess.CreatedAt) {
-			return nil, errf(http.StatusUnauthorized, "membership_inactive", "the membership was disabled or removed")
+			return errf(http.StatusUnauthorized, "membership_inactive", "the membership was disabled or removed")
 		}
-		if err := s.checkFamily(ctx, sess.FamilyID); err != nil {
-			return nil, err
-		}
-		next, _, nextHash := newOpaqueFor(prefixRefresh, id)
+		role = m.Role
+		var nextHash string
+		next, _, nextHash = newOpaqueFor(prefixRefresh, id)
 		sess.Spent = append(sess.Spent, spentToken{Hash: sess.RefreshHash, At: now})
 		if len(sess.Spent) > maxSpent {
 			sess.Spent = sess.Spent[len(sess.Spent)-maxSpent:]
@@ -199,24 +214,33 @@ func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, e
 		sess.RefreshHash = nextHash
 		sess.IdleExpiresAt = minTime(now.Add(org.IdleTTL), sess.AbsoluteExpiresAt)
 		rec.ExpiresAt = sess.IdleExpiresAt
-		err = save(ctx, s.store, rec, &sess)
-		if errors.Is(err, ErrConflict) {
-			continue // someone else changed it: re-read, and likely find the token spent
+		return nil
+	})
+	switch {
+	case errors.Is(err, errSpnt):
+		return nil, s.refreshMismatch(ctx, sid, &spent, secret, now)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errInvalidRefresh
+	case errors.Is(err, store.ErrConflict):
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "conflict", Message: "the session is being changed concurrently; retry", RetryAfter: time.Second}
+	case err != nil:
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("rotate refresh token: %w", err)
-		}
-		s.metrics.issued.WithLabelValues("refresh").Inc()
-		return s.sessionResponse(sid, &sess, next, org, m.Role)
+		return nil, fmt.Errorf("rotate refresh token: %w", err)
 	}
-	return nil, &Error{Status: http.StatusServiceUnavailable, Code: "conflict", Message: "the session is being changed concurrently; retry", RetryAfter: time.Second}
+	s.metrics.issued.WithLabelValues("refresh").Inc()
+	return s.sessionResponse(sid, sess, next, org, role)
 }
+
+var errInvalidRefresh = errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
 
 // refreshMismatch handles a refresh token that is not the current one. A
 // spent token of this session inside the grace window is a client retrying
 // (answered 401 refresh_token_spent, session kept); after it, reuse means
 // the token leaked, and the whole session is revoked.
-func (s *Server) refreshMismatch(ctx context.Context, rec *Record, sess *session, secret string, now time.Time) error {
+func (s *Server) refreshMismatch(ctx context.Context, sid string, sess *session, secret string, now time.Time) error {
 	for i := len(sess.Spent) - 1; i >= 0; i-- {
 		if !secretMatches(secret, sess.Spent[i].Hash) {
 			continue
@@ -224,7 +248,7 @@ func (s *Server) refreshMismatch(ctx context.Context, rec *Record, sess *session
 		if i == len(sess.Spent)-1 && now.Sub(sess.Spent[i].At) <= s.cfg.RefreshGrace {
 			return errf(http.StatusUnauthorized, "refresh_token_spent", "this refresh token was just used; use the newest one")
 		}
-		if err := s.revokeRecord(ctx, rec, sess, "refresh_token_reused"); err != nil {
+		if err := s.revokeSessionRecord(ctx, sid, "refresh_token_reused"); err != nil {
 			return err
 		}
 		if err := s.revokeFamily(ctx, sess.UserID, sess.FamilyID, "refresh_token_reused"); err != nil {
@@ -235,11 +259,12 @@ func (s *Server) refreshMismatch(ctx context.Context, rec *Record, sess *session
 	return errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
 }
 
-// revokeRecord marks a session revoked, retrying on conflict.
-func (s *Server) revokeRecord(ctx context.Context, rec *Record, sess *session, reason string) error {
-	for attempt := 0; attempt < 5; attempt++ {
+// revokeSessionRecord marks a session revoked. A session already gone
+// needs nothing: a missing session is refused just the same.
+func (s *Server) revokeSessionRecord(ctx context.Context, sid, reason string) error {
+	_, _, err := store.Modify(ctx, s.store, store.KindSession, sid, func(rec *store.Record, sess *session) error {
 		if sess.RevokedAt != nil {
-			return nil
+			return store.ErrUnchanged
 		}
 		now := s.cfg.Now().UTC()
 		sess.RevokedAt, sess.Reason = &now, reason
@@ -247,32 +272,25 @@ func (s *Server) revokeRecord(ctx context.Context, rec *Record, sess *session, r
 		// Kept a while so a replayed refresh token still meets a revoked
 		// session; after that a missing session is refused just the same.
 		rec.ExpiresAt = minTime(rec.ExpiresAt, now.Add(revokedRetention))
-		err := save(ctx, s.store, rec, sess)
-		if !errors.Is(err, ErrConflict) {
-			return err
-		}
-		*sess = session{}
-		fresh, err := load(ctx, s.store, KindSession, rec.ID, sess)
-		if err != nil {
-			return err
-		}
-		*rec = *fresh
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
 	}
-	return fmt.Errorf("revoke session %s: too many concurrent changes", rec.ID)
+	return err
 }
 
 // revokeSession ends the family of the session sid: the session itself
 // and every session switched from or to it.
 func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
 	var sess session
-	rec, err := load(ctx, s.store, KindSession, sid, &sess)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	if _, err := store.Load(ctx, s.store, store.KindSession, sid, &sess); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
 		return err
 	}
-	if err := s.revokeRecord(ctx, rec, &sess, reason); err != nil {
+	if err := s.revokeSessionRecord(ctx, sid, reason); err != nil {
 		return err
 	}
 	return s.revokeFamily(ctx, sess.UserID, sess.FamilyID, reason)
@@ -281,7 +299,7 @@ func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
 // RevokeUserSessions ends every session family of a user, and so every
 // session, as a password reset must.
 func (s *Server) RevokeUserSessions(ctx context.Context, userID, reason string) error {
-	fams, err := s.store.ListByUser(ctx, KindFamily, userID)
+	fams, err := s.store.ListByUser(ctx, store.KindFamily, userID)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/kube"
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 func TestMagicLinkOnKubernetes(t *testing.T) {
@@ -62,7 +63,7 @@ func TestMagicLinkOnKubernetes(t *testing.T) {
 	}
 	tokens := 0
 	for _, s := range secrets.Items {
-		if s.Labels["tenantauth.io/store-kind"] == authserver.KindToken {
+		if s.Labels["tenantauth.io/store-kind"] == store.KindToken {
 			tokens++
 		}
 		for _, v := range s.Data {

@@ -17,6 +17,7 @@ import (
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/mail"
 	"github.com/tenantauth/tenantauth/authserver/mail/mailtest"
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 const alicePW = "correct horse battery"
@@ -150,7 +151,7 @@ func (tn *tenant) resetPassword(t *testing.T, newPW string) {
 // storedSession reads a session's record from the Kubernetes store.
 func (tn *tenant) storedSession(t *testing.T, sid string) (abs, authTime time.Time) {
 	t.Helper()
-	rec, err := tn.store.Get(context.Background(), authserver.KindSession, sid)
+	rec, err := tn.store.Get(context.Background(), store.KindSession, sid)
 	if err != nil {
 		t.Fatal(err)
 	}

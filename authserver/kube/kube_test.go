@@ -34,7 +34,7 @@ import (
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/authserver"
-	"github.com/tenantauth/tenantauth/authserver/storetest"
+	"github.com/tenantauth/tenantauth/authserver/store/storetest"
 	"github.com/tenantauth/tenantauth/internal/apikey"
 	"github.com/tenantauth/tenantauth/internal/identity"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/identity"
 )
 
@@ -41,7 +42,7 @@ func TestLockoutAcrossReplicas(t *testing.T) {
 	// The count is one record in the store, which both replicas read.
 	uid := identity.UserID(key, "alice@acme.com")
 	NewWithT(t).Eventually(func() error {
-		_, err := st2.Get(t.Context(), authserver.KindLockout, uid)
+		_, err := st2.Get(t.Context(), store.KindLockout, uid)
 		return err
 	}).WithTimeout(5 * time.Second).Should(Succeed())
 }

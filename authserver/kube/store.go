@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
-	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // Labels and annotations of store Secrets.
@@ -43,19 +43,19 @@ type Store struct {
 	namespace string
 
 	mu  sync.RWMutex
-	idx map[string]*authserver.Record
+	idx map[string]*store.Record
 
 	// live limits the reads that miss the index and go to the API server,
 	// so garbage tokens cannot turn into a flood of API calls.
 	live *rate.Limiter
 }
 
-var _ authserver.Store = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // NewStore returns a store writing through c and reading misses through
 // reader (uncached), in namespace.
 func NewStore(c client.Client, reader client.Reader, namespace string) *Store {
-	return &Store{client: c, reader: reader, namespace: namespace, idx: map[string]*authserver.Record{},
+	return &Store{client: c, reader: reader, namespace: namespace, idx: map[string]*store.Record{},
 		live: rate.NewLimiter(100, 50)}
 }
 
@@ -130,7 +130,7 @@ func secretName(kind, id string) string {
 
 func labelValue(s string) string { return strings.ReplaceAll(s, "_", "-") }
 
-func clone(r *authserver.Record) *authserver.Record {
+func clone(r *store.Record) *store.Record {
 	c := *r
 	return &c
 }
@@ -142,7 +142,7 @@ func clone(r *authserver.Record) *authserver.Record {
 // from an email, and a live read there would make unknown emails slower
 // than known ones. (A count another replica just made is learnt on the
 // compare-and-swap: Create answers ErrExists and reads it.)
-func (s *Store) Get(ctx context.Context, kind, id string) (*authserver.Record, error) {
+func (s *Store) Get(ctx context.Context, kind, id string) (*store.Record, error) {
 	name := secretName(kind, id)
 	s.mu.RLock()
 	r, ok := s.idx[name]
@@ -150,13 +150,13 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*authserver.Record, e
 	if ok {
 		return clone(r), nil
 	}
-	if kind == authserver.KindCredentials || kind == authserver.KindLockout || !s.live.Allow() {
-		return nil, authserver.ErrNotFound
+	if kind == store.KindCredentials || kind == store.KindLockout || !s.live.Allow() {
+		return nil, store.ErrNotFound
 	}
 	var sec corev1.Secret
 	if err := s.reader.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: name}, &sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, authserver.ErrNotFound
+			return nil, store.ErrNotFound
 		}
 		return nil, fmt.Errorf("read %s record: %w", kind, err)
 	}
@@ -165,7 +165,7 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*authserver.Record, e
 }
 
 // Create writes a new record.
-func (s *Store) Create(ctx context.Context, r *authserver.Record) error {
+func (s *Store) Create(ctx context.Context, r *store.Record) error {
 	sec := s.toSecret(r)
 	if err := s.client.Create(ctx, sec); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -175,7 +175,7 @@ func (s *Store) Create(ctx context.Context, r *authserver.Record) error {
 			if s.reader.Get(ctx, client.ObjectKeyFromObject(sec), &cur) == nil {
 				s.put(&cur)
 			}
-			return authserver.ErrExists
+			return store.ErrExists
 		}
 		return fmt.Errorf("create %s record: %w", r.Kind, err)
 	}
@@ -184,8 +184,14 @@ func (s *Store) Create(ctx context.Context, r *authserver.Record) error {
 	return nil
 }
 
-// Update replaces a record if its Version is still current.
-func (s *Store) Update(ctx context.Context, r *authserver.Record) error {
+// Update applies change by compare-and-swap on the Secret's
+// resourceVersion, re-reading and retrying on conflict.
+func (s *Store) Update(ctx context.Context, kind, id string, change func(*store.Record) error) (*store.Record, error) {
+	return store.RetryUpdate(ctx, s.Get, s.swap, kind, id, change)
+}
+
+// swap replaces a record if its Version is still current.
+func (s *Store) swap(ctx context.Context, r *store.Record) error {
 	sec := s.toSecret(r)
 	sec.ResourceVersion = r.Version
 	if err := s.client.Update(ctx, sec); err != nil {
@@ -196,9 +202,9 @@ func (s *Store) Update(ctx context.Context, r *authserver.Record) error {
 			s.mu.Lock()
 			delete(s.idx, sec.Name)
 			s.mu.Unlock()
-			return authserver.ErrConflict
+			return store.ErrConflict
 		case apierrors.IsNotFound(err):
-			return authserver.ErrNotFound
+			return store.ErrNotFound
 		}
 		return fmt.Errorf("update %s record: %w", r.Kind, err)
 	}
@@ -222,14 +228,14 @@ func (s *Store) Delete(ctx context.Context, kind, id string) error {
 
 // ListByUser lists a user's records of a kind with one live List, so a
 // password reset also finds sessions made a moment ago on other replicas.
-func (s *Store) ListByUser(ctx context.Context, kind, userID string) ([]*authserver.Record, error) {
+func (s *Store) ListByUser(ctx context.Context, kind, userID string) ([]*store.Record, error) {
 	var list corev1.SecretList
 	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{
 		tav1.LabelComponent: tav1.ComponentStore, labelKind: kind, labelUser: labelValue(userID),
 	}); err != nil {
 		return nil, fmt.Errorf("list %s records: %w", kind, err)
 	}
-	out := make([]*authserver.Record, 0, len(list.Items))
+	out := make([]*store.Record, 0, len(list.Items))
 	for i := range list.Items {
 		out = append(out, fromSecret(&list.Items[i]))
 	}
@@ -239,7 +245,7 @@ func (s *Store) ListByUser(ctx context.Context, kind, userID string) ([]*authser
 // DeleteExpired deletes indexed records that expired before now.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	s.mu.RLock()
-	var expired []*authserver.Record
+	var expired []*store.Record
 	for _, r := range s.idx {
 		if !r.ExpiresAt.IsZero() && r.ExpiresAt.Before(now) {
 			expired = append(expired, r)
@@ -254,7 +260,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	return len(expired), nil
 }
 
-func (s *Store) toSecret(r *authserver.Record) *corev1.Secret {
+func (s *Store) toSecret(r *store.Record) *corev1.Secret {
 	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: s.namespace, Name: secretName(r.Kind, r.ID),
@@ -273,8 +279,8 @@ func (s *Store) toSecret(r *authserver.Record) *corev1.Secret {
 	return sec
 }
 
-func fromSecret(sec *corev1.Secret) *authserver.Record {
-	r := &authserver.Record{
+func fromSecret(sec *corev1.Secret) *store.Record {
+	r := &store.Record{
 		Kind: sec.Labels[labelKind], ID: sec.Annotations[annotationID], Version: sec.ResourceVersion,
 		UserID:  sec.Annotations[annotationUser],
 		Revoked: sec.Labels[labelRevoked] == "true", Data: sec.Data[dataKey],

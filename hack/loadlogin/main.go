@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/identity"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
 )
@@ -223,7 +224,7 @@ func runServer(pool int) error {
 	case pool > 0:
 		cfg.PasswordHashConcurrency = pool
 	}
-	srv := authserver.New(cfg, dir, authserver.NewMemoryStore(), installKey)
+	srv := authserver.New(cfg, dir, store.NewMemoryStore(), installKey)
 	for i := range members {
 		email := fmt.Sprintf("user%d@acme.com", i)
 		dir.PutMember(&authserver.Member{Ref: "demo/" + strconv.Itoa(i), OrgRef: "demo/acme", Email: email, Role: "member"})

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/apikey"
 	"github.com/tenantauth/tenantauth/internal/identity"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
@@ -131,7 +132,7 @@ func setup() (*authserver.Server, string, string, error) {
 	dir.PutAPIKeyHash(k.ID, k.Hash())
 	dir.SetSynced()
 
-	srv := authserver.New(authserver.Config{PublicURL: "http://127.0.0.1", Secret: installKey}, dir, authserver.NewMemoryStore(), installKey)
+	srv := authserver.New(authserver.Config{PublicURL: "http://127.0.0.1", Secret: installKey}, dir, store.NewMemoryStore(), installKey)
 	if err := srv.SetPassword(context.Background(), identity.UserID(installKey, "alice@acme.com"), "correct horse battery"); err != nil {
 		return nil, "", "", err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/kube"
+	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/installation"
 )
 
@@ -108,10 +109,10 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	if err := mgr.Add(&kube.Source{Dir: dir, Cache: mgr.GetCache(), Log: log.WithName("source"), SystemNamespace: o.Namespace}); err != nil {
 		return nil, nil, err
 	}
-	var store authserver.Store
+	var st store.Store
 	switch o.StoreBackend {
 	case "memory":
-		store = authserver.NewMemoryStore()
+		st = store.NewMemoryStore()
 	case "kubernetes":
 		ks := kube.NewStore(direct, mgr.GetAPIReader(), o.Namespace)
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
@@ -123,7 +124,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		})); err != nil {
 			return nil, nil, err
 		}
-		store = ks
+		st = ks
 	default:
 		return nil, nil, usage(fmt.Errorf("--store must be kubernetes or memory, not %q", o.StoreBackend))
 	}
@@ -139,14 +140,14 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		RefreshCookieName: o.RefreshCookieName, CookieDomain: o.CookieDomain, RateLimitPerMinute: o.RateLimitPerMinute,
 		TrustedProxies: proxies, PasswordHashConcurrency: o.PasswordHashConcurrency, Secret: key, MinPasswordLength: o.MinPasswordLength,
 		ForwardedURISource: o.ForwardedURISource,
-	}, dir, store, key,
+	}, dir, st, key,
 		authserver.WithLogger(log),
 		authserver.WithMetrics(authserver.NewMetrics(metrics.Registry)),
 		authserver.WithMailer(mailer),
 		authserver.WithMembershipWriter(&kube.MembershipWriter{Client: direct}),
 	)
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		authserver.RunGC(ctx, store, time.Minute, time.Now, func(err error) { log.Error(err, "store garbage collection") })
+		store.RunGC(ctx, st, time.Minute, time.Now, func(err error) { log.Error(err, "store garbage collection") })
 		return nil
 	})); err != nil {
 		return nil, nil, err

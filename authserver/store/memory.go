@@ -1,7 +1,8 @@
-package authserver
+package store
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -55,22 +56,28 @@ func (m *MemoryStore) Create(_ context.Context, r *Record) error {
 	return nil
 }
 
-// Update replaces a record if r.Version is current.
-func (m *MemoryStore) Update(_ context.Context, r *Record) error {
+// Update applies change to a copy of the record under the store's lock,
+// so concurrent updates run one after another and never conflict.
+func (m *MemoryStore) Update(_ context.Context, kind, id string, change func(*Record) error) (*Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := memKey(r.Kind, r.ID)
+	k := memKey(kind, id)
 	cur, ok := m.records[k]
 	if !ok {
-		return ErrNotFound
+		return nil, ErrNotFound
 	}
-	if cur.Version != r.Version {
-		return ErrConflict
+	r := cloneRecord(cur)
+	if err := change(r); err != nil {
+		if errors.Is(err, ErrUnchanged) {
+			return cloneRecord(cur), nil
+		}
+		return nil, err
 	}
+	r.Kind, r.ID = kind, id
 	m.version++
 	r.Version = strconv.FormatInt(m.version, 10)
 	m.records[k] = cloneRecord(r)
-	return nil
+	return r, nil
 }
 
 // Delete removes a record; a missing one is not an error.
