@@ -56,7 +56,7 @@ func TestTOTPChangesNeedRecentSignIn(t *testing.T) {
 	// A stale session switching into an organization that requires MFA
 	// gets an intermediate session; it must not enroll TOTP either.
 	h.addMember("demo/globex", "bob@acme.com", "member", "")
-	h.dir.orgs["demo/globex"].MFARequired = true
+	h.org("demo/globex").MFARequired = true
 	staleBob := h.login("bob@acme.com", "bob's own passphrase", "acme")
 	h.clock.Add(11 * time.Minute)
 	sw := h.do("POST", "/users/exchange-session", map[string]string{"organization_id": "globex"}, "Authorization", "Bearer "+staleBob.str("access_token"))

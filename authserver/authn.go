@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/internal/apikey"
 )
 
@@ -19,7 +21,7 @@ import (
 type Principal struct {
 	// Kind is "user" or "api_key".
 	Kind string
-	Org  *Org
+	Org  *directory.Org
 
 	UserID    string
 	Email     string
@@ -110,7 +112,7 @@ func (s *Server) countVerification(kind string, err error) {
 // still live, so a disabled member or a revoked session fails at once.
 func (s *Server) verifyAccessToken(ctx context.Context, token string) (*Principal, error) {
 	v, ok := s.verified.get(token)
-	var org *Org
+	var org *directory.Org
 	if ok {
 		org, ok = s.dir.OrgByID(v.claims.OrgID)
 		if ks, _ := s.dir.Keys(orgRef(org)); !ok || ks != v.keys {
@@ -141,7 +143,7 @@ func (s *Server) verifyAccessToken(ctx context.Context, token string) (*Principa
 		SessionID: c.SessionID, AMR: c.AMR, AuthTime: f.AuthTime}, nil
 }
 
-func orgRef(o *Org) string {
+func orgRef(o *directory.Org) string {
 	if o == nil {
 		return ""
 	}
@@ -149,7 +151,7 @@ func orgRef(o *Org) string {
 }
 
 // verifyJWT checks signature, algorithm, issuer, audience and type.
-func (s *Server) verifyJWT(token string) (*verifiedToken, *Org, error) {
+func (s *Server) verifyJWT(token string) (*verifiedToken, *directory.Org, error) {
 	hdr, claims, input, sig, err := parseJWT(token)
 	if err != nil {
 		return nil, nil, errInvalidToken
@@ -212,12 +214,12 @@ func (s *Server) csrfValid(sid, presented string) bool {
 }
 
 // issuer is the organization's token issuer URL.
-func (s *Server) issuer(o *Org) string {
+func (s *Server) issuer(o *directory.Org) string {
 	return s.cfg.PublicURL + s.cfg.PathPrefix + "/orgs/" + o.Slug
 }
 
 // audience is the aud claim: spec.audience, else the issuer.
-func (s *Server) audience(o *Org) string {
+func (s *Server) audience(o *directory.Org) string {
 	if o.Audience != "" {
 		return o.Audience
 	}

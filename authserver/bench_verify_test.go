@@ -3,6 +3,8 @@ package authserver
 import (
 	"net/http/httptest"
 	"testing"
+
+	"github.com/tenantauth/tenantauth/authserver/directory"
 )
 
 // BenchmarkVerifyHandler is /verify through the whole handler stack
@@ -52,7 +54,7 @@ func BenchmarkVerifyHandler(b *testing.B) {
 // no allocation), and one that needs decoding, slash collapsing and
 // dot-segment removal.
 func BenchmarkVerifyNormalizePath(b *testing.B) {
-	acme := &Org{ID: "org_acme", Slug: "acme"}
+	acme := &directory.Org{ID: "org_acme", Slug: "acme"}
 	for _, p := range []struct{ name, path string }{
 		{"clean", "/api/org/acme/orders/42"},
 		{"dirty", "//api/./org/%61cme/orders/x/../42"},

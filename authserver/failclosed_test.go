@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
@@ -98,18 +100,18 @@ func newFlowHarnessOn(t *testing.T, st store.Store) *flowHarness {
 // Membership ends her acme sessions at once; making it again revives none
 // of them, while her globex session and a new sign-in work.
 func TestMembershipRemovalEndsSessions(t *testing.T) {
-	acmeMember := &Member{Ref: "demo/acme-alice@acme.com", OrgRef: "demo/acme", Email: "alice@acme.com", Role: "owner"}
+	acmeMember := &directory.Member{Ref: "demo/acme-alice@acme.com", OrgRef: "demo/acme", Email: "alice@acme.com", Role: "owner"}
 	tests := []struct {
 		name           string
-		remove, revive func(d *Directory)
+		remove, revive func(d *directory.Directory)
 	}{
-		{"disable, then enable", func(d *Directory) {
+		{"disable, then enable", func(d *directory.Directory) {
 			m := *acmeMember
 			m.Disabled = true
 			d.PutMember(&m)
-		}, func(d *Directory) { m := *acmeMember; d.PutMember(&m) }},
-		{"delete, then create again", func(d *Directory) { d.DeleteMember(acmeMember.Ref) },
-			func(d *Directory) { m := *acmeMember; d.PutMember(&m) }},
+		}, func(d *directory.Directory) { m := *acmeMember; d.PutMember(&m) }},
+		{"delete, then create again", func(d *directory.Directory) { d.DeleteMember(acmeMember.Ref) },
+			func(d *directory.Directory) { m := *acmeMember; d.PutMember(&m) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

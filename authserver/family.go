@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
@@ -184,7 +186,7 @@ func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 // token's subject, email and organization, that its family is live, and
 // that its membership was not removed after it was made. It returns the
 // session's facts.
-func (s *Server) checkSessionFor(ctx context.Context, c *Claims, org *Org) (*sessionFacts, error) {
+func (s *Server) checkSessionFor(ctx context.Context, c *Claims, org *directory.Org) (*sessionFacts, error) {
 	if !validRecordID(sessionIDPrefix, c.SessionID) {
 		return nil, errInvalidToken
 	}

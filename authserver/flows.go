@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
@@ -203,34 +205,9 @@ func (s *Server) deliver(ctx context.Context, m mail.Message) error {
 	return q.Send(ctx, m)
 }
 
-// memberAnyState finds the membership of email in orgRef, disabled or not.
-func (d *Directory) memberAnyState(email, orgRef string) (*Member, bool) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	for ref := range d.byEmail[email] {
-		if m := d.members[ref]; m.OrgRef == orgRef {
-			return m, true
-		}
-	}
-	return nil, false
-}
-
-// memberElsewhere reports whether email has a membership, disabled or
-// not, of an organization other than orgRef.
-func (d *Directory) memberElsewhere(email, orgRef string) bool {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	for ref := range d.byEmail[email] {
-		if m := d.members[ref]; m.OrgRef != orgRef {
-			return true
-		}
-	}
-	return false
-}
-
 // signupAllowed reports whether the organization's self-signup admits the
 // email's domain (exact, case-insensitive match).
-func signupAllowed(o *Org, email string) bool {
+func signupAllowed(o *directory.Org, email string) bool {
 	at := strings.LastIndexByte(email, '@')
 	if at < 0 {
 		return false

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/api/consts"
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
@@ -63,11 +65,11 @@ func (s *Server) sendVerification(ctx context.Context, email, password, orgSel, 
 	send := ok && signupAllowed(org, email)
 	if send {
 		// Registering an existing member changes nothing.
-		_, exists := s.dir.memberAnyState(email, org.Ref)
+		_, exists := s.dir.MemberAnyState(email, org.Ref)
 		send = !exists
 	}
 	if !ok {
-		org = &Org{}
+		org = &directory.Org{}
 	}
 	ot := &oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: s.userFor(email).ID, OrgRef: org.Ref, PasswordHash: hash,
 		SignupBinding: binding}
@@ -92,7 +94,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 		return &Error{Status: http.StatusServiceUnavailable, Code: "signup_unavailable",
 			Message: "this server cannot create memberships; ask an administrator"}
 	}
-	var org *Org
+	var org *directory.Org
 	var signupRef string
 	rec, ot, err := s.consumeOneTime(ctx, prefixVerifyEmail, purposeVerifyEmail, req.Token, func(ot *oneTime) error {
 		var ok bool
@@ -104,7 +106,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 		}
 		signupRef = orgNamespace(org.Ref) + "/" + SignupMembershipName(orgName(org.Ref), ot.Email)
 		// A retry after a failure half-way finds its own Membership: go on.
-		if m, exists := s.dir.memberAnyState(ot.Email, org.Ref); exists && m.Ref != signupRef {
+		if m, exists := s.dir.MemberAnyState(ot.Email, org.Ref); exists && m.Ref != signupRef {
 			if m.Disabled {
 				return errf(http.StatusForbidden, "membership_disabled", "your membership of this organization is disabled")
 			}
@@ -128,7 +130,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *oneTime, org *Org, ref string) error {
+func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *oneTime, org *directory.Org, ref string) error {
 	role := org.DefaultRole
 	if role == "" {
 		role = consts.DefaultRole
@@ -140,10 +142,10 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 		}
 		return fmt.Errorf("create membership in %s: %w", org.Slug, err)
 	}
-	member, ok := s.dir.memberAnyState(ot.Email, org.Ref)
+	member, ok := s.dir.MemberAnyState(ot.Email, org.Ref)
 	switch {
 	case !ok:
-		member = &Member{Ref: ref, OrgRef: org.Ref, Email: ot.Email, Role: role}
+		member = &directory.Member{Ref: ref, OrgRef: org.Ref, Email: ot.Email, Role: role}
 		s.dir.PutMember(member)
 	case member.Disabled:
 		return errf(http.StatusForbidden, "membership_disabled", "your membership of this organization is disabled")
@@ -157,7 +159,7 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 			s.log.Error(err, "could not queue the added-to-organization notice", "organization", org.Slug)
 		}
 	}
-	return s.completeLogin(ctx, w, user{ID: ot.UserID, Email: ot.Email}, []string{"email"}, Membership{Member: member, Org: org}, nil)
+	return s.completeLogin(ctx, w, user{ID: ot.UserID, Email: ot.Email}, []string{"email"}, directory.Membership{Member: member, Org: org}, nil)
 }
 
 // errKeepCredentials stops UpdateCredentials without a write.
@@ -170,8 +172,8 @@ var errKeepCredentials = errors.New("credentials kept")
 // owner of the mailbox who clicked the link, and the password they chose
 // must not become a way into the user's other organizations. existing
 // reports that the password was discarded.
-func (s *Server) adoptSignupPassword(ctx context.Context, ot *oneTime, org *Org) (existing bool, err error) {
-	existing = s.dir.memberElsewhere(ot.Email, org.Ref)
+func (s *Server) adoptSignupPassword(ctx context.Context, ot *oneTime, org *directory.Org) (existing bool, err error) {
+	existing = s.dir.MemberElsewhere(ot.Email, org.Ref)
 	if ot.PasswordHash == "" {
 		return existing, nil // verified from another client: see signupCookie
 	}

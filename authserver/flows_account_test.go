@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/directory"
 )
 
 const goodPassword = "a fine long passphrase"
@@ -15,7 +17,7 @@ const goodPassword = "a fine long passphrase"
 func signupHarness(t *testing.T) *flowHarness {
 	t.Helper()
 	h := newFlowHarness(t)
-	acme := h.dir.orgs["demo/acme"]
+	acme := h.org("demo/acme")
 	acme.SignupDomain = []string{"acme.com", "@Partner.io"}
 	acme.DefaultRole = "viewer"
 	return h
@@ -114,7 +116,7 @@ func TestSignupPasswordNeedsTheRegisteringClient(t *testing.T) {
 func TestRegisterRevealsNothing(t *testing.T) {
 	h := signupHarness(t)
 	h.addMember("demo/acme", "alice@acme.com", "owner", "correct horse battery")
-	h.dir.PutMember(&Member{Ref: "demo/acme-dave", OrgRef: "demo/acme", Email: "dave@acme.com", Role: "member", Disabled: true})
+	h.dir.PutMember(&directory.Member{Ref: "demo/acme-dave", OrgRef: "demo/acme", Email: "dave@acme.com", Role: "member", Disabled: true})
 	tests := []struct {
 		name, email, org string
 		mail             bool
@@ -221,7 +223,7 @@ func TestVerifyEmailFailures(t *testing.T) {
 	t.Run("the domain was removed since", func(t *testing.T) {
 		h := signupHarness(t)
 		tok := register(h, "bob@acme.com")
-		h.dir.orgs["demo/acme"].SignupDomain = nil
+		h.org("demo/acme").SignupDomain = nil
 		if r := h.do("POST", "/auth/verify-email", map[string]string{"token": tok}); r.status != 403 || r.errCode() != "signup_closed" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}

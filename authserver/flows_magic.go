@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
@@ -43,7 +45,7 @@ func (s *Server) handleSendMagicLink(w http.ResponseWriter, r *http.Request) err
 
 // sendMagicLink mails a link when email may use one; see mailToken.
 func (s *Server) sendMagicLink(ctx context.Context, email, orgSel string) error {
-	var target *Org
+	var target *directory.Org
 	send := false
 	if orgSel != "" {
 		if o, ok := s.dir.Org(orgSel); ok {
@@ -95,7 +97,7 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 	if ot.OrgRef != "" {
 		if o, ok := s.dir.OrgByRef(ot.OrgRef); ok && o.MagicLink {
 			if m, ok := s.dir.MemberOf(ot.Email, o.Ref); ok {
-				err := s.completeLogin(ctx, w, u, amr, Membership{Member: m, Org: o}, nil)
+				err := s.completeLogin(ctx, w, u, amr, directory.Membership{Member: m, Org: o}, nil)
 				if err != nil && isRetryable(err) {
 					s.unspend(ctx, rec, ot)
 				}

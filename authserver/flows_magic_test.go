@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
@@ -86,7 +88,7 @@ func TestMagicLinkOnlyForMembers(t *testing.T) {
 	closed := h.addOrg("demo/closed", "org_closed", "closed", "Closed", "ES256")
 	closed.MagicLink = false
 	h.addMember("demo/closed", "carol@closed.com", "owner", "")
-	h.dir.PutMember(&Member{Ref: "demo/acme-dave", OrgRef: "demo/acme", Email: "dave@acme.com", Role: "member", Disabled: true})
+	h.dir.PutMember(&directory.Member{Ref: "demo/acme-dave", OrgRef: "demo/acme", Email: "dave@acme.com", Role: "member", Disabled: true})
 
 	tests := []struct {
 		name     string
@@ -203,7 +205,7 @@ func TestMagicLinkUnderPathPrefix(t *testing.T) {
 func TestMailedTokensAreStoredAsHashes(t *testing.T) {
 	h := newFlowHarness(t, func(c *Config) { c.Argon2 = fastArgon })
 	h.addMember("demo/acme", "alice@acme.com", "owner", "")
-	h.dir.orgs["demo/acme"].SignupDomain = []string{"acme.com"}
+	h.org("demo/acme").SignupDomain = []string{"acme.com"}
 	h.do("POST", "/users/send-magic-link", map[string]string{"email_address": "alice@acme.com"})
 	h.do("POST", "/auth/forgot-password", map[string]string{"email": "alice@acme.com"})
 	h.do("POST", "/auth/register", map[string]string{"email": "new@acme.com", "password": "a fine long passphrase", "organization": "acme"})

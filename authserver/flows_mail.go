@@ -8,6 +8,8 @@ import (
 	texttemplate "text/template"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
@@ -54,7 +56,7 @@ func buildMail(to, subject string, c mailContent, expires time.Time) mail.Messag
 	return mail.Message{To: to, Subject: subject, Text: text.String(), HTML: html.String(), Expires: expires}
 }
 
-func magicLinkMail(s *Server, to, token string, org *Org, expires time.Time) mail.Message {
+func magicLinkMail(s *Server, to, token string, org *directory.Org, expires time.Time) mail.Message {
 	subject, intro := "Your sign-in link", "Use this link to sign in:"
 	if org != nil {
 		subject, intro = "Your sign-in link for "+org.Name, "Use this link to sign in to "+org.Name+":"
@@ -64,7 +66,7 @@ func magicLinkMail(s *Server, to, token string, org *Org, expires time.Time) mai
 		Outro: "If you did not ask to sign in, ignore this mail."}, expires)
 }
 
-func verifyEmailMail(s *Server, to, token string, org *Org, expires time.Time) mail.Message {
+func verifyEmailMail(s *Server, to, token string, org *directory.Org, expires time.Time) mail.Message {
 	return buildMail(to, "Confirm your email to join "+org.Name, mailContent{
 		Intro: "Confirm your email address to finish joining " + org.Name + ":", Action: "Confirm email",
 		Link: s.link("/auth/verify-email", token), Expires: "24 hours",
@@ -133,7 +135,7 @@ func quoteName(name string) string {
 }
 
 // addedToOrgMail tells an existing user that a signup added them to org.
-func addedToOrgMail(_ *Server, to string, org *Org) mail.Message {
+func addedToOrgMail(_ *Server, to string, org *directory.Org) mail.Message {
 	c := noticeContent{Email: to, Name: quoteName(org.Name), Slug: org.Slug, ID: org.ID}
 	var text, html strings.Builder
 	_ = noticeText.Execute(&text, c)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
@@ -24,8 +26,8 @@ type totpRequest struct {
 // TOTP yet and so gets no session until they turn it on.
 type totpActor struct {
 	u       user
-	pending *pending   // set on the intermediate path
-	m       Membership // the organization requiring MFA, on that path
+	pending *pending             // set on the intermediate path
+	m       directory.Membership // the organization requiring MFA, on that path
 }
 
 // totpActorFor authenticates setup and enable: the intermediate session
@@ -76,7 +78,7 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 		return nil, errf(http.StatusForbidden, "mfa_verify_required", "two-factor authentication is already on: verify a code with /auth/2fa/verify")
 	}
 	return &totpActor{u: user{ID: in.UserID, Email: in.Email},
-		pending: &pending{rec: rec, in: in, token: req.IntermediateSessionToken}, m: Membership{Member: m, Org: org}}, nil
+		pending: &pending{rec: rec, in: in, token: req.IntermediateSessionToken}, m: directory.Membership{Member: m, Org: org}}, nil
 }
 
 // handleTOTPSetup is POST /auth/2fa/setup: a new secret, not yet on, with
@@ -262,7 +264,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	amr := withAMR(in.AMR, "otp")
-	var m Membership
+	var m directory.Membership
 	var ok bool
 	switch {
 	case req.Organization != "":
@@ -278,7 +280,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		if !found {
 			return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
 		}
-		m, ok = Membership{Member: mem, Org: o}, true
+		m, ok = directory.Membership{Member: mem, Org: o}, true
 	}
 	if !ok {
 		return s.recordFactor(ctx, w, rec, in, req.IntermediateSessionToken, amr)

@@ -146,7 +146,7 @@ func TestTOTPWrongCodesCountTowardRateLimit(t *testing.T) {
 
 func TestTOTPRequiredByOrganization(t *testing.T) {
 	h := newFlowHarness(t)
-	h.dir.orgs["demo/acme"].MFARequired = true
+	h.org("demo/acme").MFARequired = true
 	h.addMember("demo/acme", "alice@acme.com", "owner", alicePW)
 	h.addMember("demo/globex", "alice@acme.com", "viewer", "")
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/tenantauth/tenantauth/authserver/directory"
 )
 
 // forwardedSeeds are original paths worth starting from: the spoofing
@@ -37,7 +39,7 @@ func FuzzParseForwardedPath(f *testing.F) {
 	for _, s := range forwardedSeeds {
 		f.Add(s)
 	}
-	other := &Org{ID: "org_zzzz", Slug: "zzzz"}
+	other := &directory.Org{ID: "org_zzzz", Slug: "zzzz"}
 	f.Fuzz(func(t *testing.T, p string) {
 		fp, err := parseForwardedPath(p)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tenantauth/tenantauth/authserver/directory"
 )
 
 // A forwarded path is matched only after it is normalised, so that no
@@ -290,7 +292,7 @@ func segmentIs(seg, word string) bool {
 
 // allTenantsAre reports whether every tenant the path names, in either
 // reading, is o (by slug or ID, without regard to ASCII case).
-func (p forwardedPath) allTenantsAre(o *Org) bool {
+func (p forwardedPath) allTenantsAre(o *directory.Org) bool {
 	if !tenantsAre(p.clean, o) {
 		return false
 	}
@@ -300,7 +302,7 @@ func (p forwardedPath) allTenantsAre(o *Org) bool {
 // tenantsAre walks the segments of path: each segment after a pair api,
 // org (segmentIs) names a tenant, which must be o. Dot segments are never
 // api, org or a tenant.
-func tenantsAre(path string, o *Org) bool {
+func tenantsAre(path string, o *directory.Org) bool {
 	// afterAPI: the previous segment was api; afterAPIOrg: the previous
 	// two were api, org.
 	var afterAPI, afterAPIOrg bool
@@ -321,7 +323,7 @@ func tenantsAre(path string, o *Org) bool {
 // orgNamed reports whether name is o's slug or ID. Slugs are lower-case
 // DNS labels, so /api/org/ACME/ can only mean acme; the fold is ASCII only,
 // so no look-alike rune (the Kelvin sign folds to k in Unicode) matches.
-func orgNamed(o *Org, name string) bool {
+func orgNamed(o *directory.Org, name string) bool {
 	return asciiEqualFold(name, o.Slug) || asciiEqualFold(name, o.ID)
 }
 

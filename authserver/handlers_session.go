@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/identity"
 )
@@ -35,13 +37,13 @@ func (s *Server) userFor(email string) user {
 }
 
 // findMembership picks the membership of ref (org ID or slug) among ms.
-func findMembership(ms []Membership, ref string) (Membership, bool) {
+func findMembership(ms []directory.Membership, ref string) (directory.Membership, bool) {
 	for _, m := range ms {
 		if m.Org.ID == ref || m.Org.Slug == ref {
 			return m, true
 		}
 	}
-	return Membership{}, false
+	return directory.Membership{}, false
 }
 
 type loginRequest struct {
@@ -73,7 +75,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var ms []Membership
+	var ms []directory.Membership
 	for _, m := range s.dir.Memberships(email) {
 		if m.Org.Password {
 			ms = append(ms, m)
@@ -195,7 +197,7 @@ func (s *Server) liveSession(ctx context.Context, p *Principal) (*session, error
 }
 
 // methodAllowed checks the organization allows the first factor in amr.
-func (s *Server) methodAllowed(o *Org, amr []string) bool {
+func (s *Server) methodAllowed(o *directory.Org, amr []string) bool {
 	for _, a := range amr {
 		switch a {
 		case "pwd":

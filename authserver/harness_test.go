@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/identity"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
@@ -45,7 +47,7 @@ func (c *testClock) Add(d time.Duration) {
 type harness struct {
 	t     testing.TB
 	srv   *Server
-	dir   *Directory
+	dir   *directory.Directory
 	store store.Store
 	clock *testClock
 	http  *httptest.Server
@@ -66,7 +68,7 @@ func newHarness(t testing.TB, st store.Store, opts ...harnessOption) *harness {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	dir := NewDirectory()
+	dir := directory.NewDirectory()
 	h := &harness{t: t, dir: dir, store: st, clock: clk}
 	h.addOrg("demo/acme", "org_acme", "acme", "Acme Inc.", "ES256")
 	h.addOrg("demo/globex", "org_globex", "globex", "Globex", "EdDSA")
@@ -78,17 +80,17 @@ func newHarness(t testing.TB, st store.Store, opts ...harnessOption) *harness {
 }
 
 // testOrg is an organization with test defaults.
-func testOrg(ref, id, slug, name, alg string) *Org {
-	return &Org{Ref: ref, ID: id, Slug: slug, Name: name, AccessTTL: 15 * time.Minute, IdleTTL: 24 * time.Hour,
+func testOrg(ref, id, slug, name, alg string) *directory.Org {
+	return &directory.Org{Ref: ref, ID: id, Slug: slug, Name: name, AccessTTL: 15 * time.Minute, IdleTTL: 24 * time.Hour,
 		AbsoluteTTL: 72 * time.Hour, Algorithm: alg, Password: true, MagicLink: true, APIKeys: true, DefaultRole: "member",
-		Roles: map[string]RoleDef{
+		Roles: map[string]directory.RoleDef{
 			"owner": {Rank: 100, Permissions: []string{"org:delete"}}, "admin": {Rank: 80}, "manager": {Rank: 60},
 			"member": {Rank: 40, Permissions: []string{"objects:read"}}, "viewer": {Rank: 20},
 		}}
 }
 
 // addOrg adds an organization with one fresh signing key.
-func (h *harness) addOrg(ref, id, slug, name, alg string) *Org {
+func (h *harness) addOrg(ref, id, slug, name, alg string) *directory.Org {
 	h.t.Helper()
 	o := testOrg(ref, id, slug, name, alg)
 	h.dir.PutOrg(o)
@@ -97,14 +99,14 @@ func (h *harness) addOrg(ref, id, slug, name, alg string) *Org {
 }
 
 // mustKeySet makes a key set with one key active from activeFrom.
-func mustKeySet(t testing.TB, alg string, activeFrom time.Time) *KeySet {
+func mustKeySet(t testing.TB, alg string, activeFrom time.Time) *directory.KeySet {
 	t.Helper()
 	k, err := signingkeys.Generate(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	set := &signingkeys.Set{Entries: []signingkeys.Entry{{Key: k, KID: k.KeyID(), Algorithm: alg, ActiveFrom: activeFrom}}}
-	ks, err := PrepareKeySet(set)
+	ks, err := directory.PrepareKeySet(set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func mustKeySet(t testing.TB, alg string, activeFrom time.Time) *KeySet {
 // addMember adds a membership and, when password is not empty, a password.
 func (h *harness) addMember(orgRef, email, role, password string) string {
 	h.t.Helper()
-	h.dir.PutMember(&Member{Ref: orgRef + "-" + email, OrgRef: orgRef, Email: email, Role: role})
+	h.dir.PutMember(&directory.Member{Ref: orgRef + "-" + email, OrgRef: orgRef, Email: email, Role: role})
 	uid := identity.UserID(testKey, email)
 	if password != "" {
 		if err := h.srv.SetPassword(context.Background(), uid, password); err != nil {
@@ -200,4 +202,14 @@ func (h *harness) login(email, password, org string) response {
 		h.t.Fatalf("login %s: %d %s", email, r.status, r.raw)
 	}
 	return r
+}
+
+// org returns the directory's own entry for ref, for tests that change an
+// organization's settings in place.
+func (h *harness) org(ref string) *directory.Org {
+	o, ok := h.dir.OrgByRef(ref)
+	if !ok {
+		h.t.Fatalf("no organization %s", ref)
+	}
+	return o
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
@@ -42,13 +44,13 @@ type intermediateResponse struct {
 }
 
 // startIntermediate records an intermediate session and builds its answer.
-func (s *Server) startIntermediate(ctx context.Context, u user, amr []string, org *Org, mfa bool) (*intermediateResponse, error) {
+func (s *Server) startIntermediate(ctx context.Context, u user, amr []string, org *directory.Org, mfa bool) (*intermediateResponse, error) {
 	return s.startIntermediateIn(ctx, u, amr, org, mfa, nil)
 }
 
 // startIntermediateIn is startIntermediate for a sign-in that continues
 // the family lin (nil: a new sign-in).
-func (s *Server) startIntermediateIn(ctx context.Context, u user, amr []string, org *Org, mfa bool, lin *lineage) (*intermediateResponse, error) {
+func (s *Server) startIntermediateIn(ctx context.Context, u user, amr []string, org *directory.Org, mfa bool, lin *lineage) (*intermediateResponse, error) {
 	token, id, hash := newOpaque(prefixIntermediate)
 	now := s.cfg.Now().UTC()
 	in := &intermediate{UserID: u.ID, Email: u.Email, AMR: amr, ExpiresAt: now.Add(intermediateTTL), Hash: hash, Lineage: lin}
@@ -144,7 +146,7 @@ type pending struct {
 // A presented intermediate session is spent only when a session is made.
 // The session starts a family unless the intermediate session continues
 // one.
-func (s *Server) completeLogin(ctx context.Context, w http.ResponseWriter, u user, amr []string, m Membership, p *pending) error {
+func (s *Server) completeLogin(ctx context.Context, w http.ResponseWriter, u user, amr []string, m directory.Membership, p *pending) error {
 	var lin *lineage
 	if p != nil {
 		lin = p.in.Lineage
@@ -155,7 +157,7 @@ func (s *Server) completeLogin(ctx context.Context, w http.ResponseWriter, u use
 // completeLoginIn is completeLogin for a session in the family lin (nil: a
 // new family). When the store cannot say whether a second factor is owed,
 // the answer is its error (503), never a session.
-func (s *Server) completeLoginIn(ctx context.Context, w http.ResponseWriter, u user, amr []string, m Membership, p *pending, lin *lineage) error {
+func (s *Server) completeLoginIn(ctx context.Context, w http.ResponseWriter, u user, amr []string, m directory.Membership, p *pending, lin *lineage) error {
 	owed, err := s.mfaOwed(ctx, u, amr, m.Org)
 	if err != nil {
 		return err
@@ -199,7 +201,7 @@ func (s *Server) completeLoginIn(ctx context.Context, w http.ResponseWriter, u u
 // mfaOwed reports whether u must still pass TOTP for org: when the user
 // has TOTP on, or the organization requires it, and amr lacks otp. An
 // error means the store could not say; callers answer it, never a session.
-func (s *Server) mfaOwed(ctx context.Context, u user, amr []string, org *Org) (bool, error) {
+func (s *Server) mfaOwed(ctx context.Context, u user, amr []string, org *directory.Org) (bool, error) {
 	for _, a := range amr {
 		if a == "otp" {
 			return false, nil

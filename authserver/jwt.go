@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 )
@@ -47,7 +49,7 @@ const clockSkew = 30 * time.Second
 
 // signJWT signs claims with key through jwx, with the header alg, kid and
 // typ at+jwt (RFC 9068).
-func signJWT(c *Claims, key *SigningKey) (string, error) {
+func signJWT(c *Claims, key *directory.SigningKey) (string, error) {
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", err
@@ -86,7 +88,7 @@ func parseJWT(token string) (hdr jwtHeader, claims Claims, signingInput, sig []b
 // verifySignature checks sig over input with key, for the key's own
 // algorithm only: a token whose header names any other algorithm (none,
 // HS256 with the public key as secret, another org's algorithm) fails.
-func verifySignature(alg string, key *SigningKey, input, sig []byte) bool {
+func verifySignature(alg string, key *directory.SigningKey, input, sig []byte) bool {
 	if alg != key.Algorithm {
 		return false
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/directory"
 )
 
 // Deleting or disabling a Membership ends that user's sessions in that
@@ -62,7 +64,7 @@ var errMembershipInactive = errf(http.StatusUnauthorized, "membership_inactive",
 
 // memberRemoved is the directory's hook for a membership that was deleted
 // or disabled. It must not block: it runs on the informer's goroutine.
-func (s *Server) memberRemoved(m Member) {
+func (s *Server) memberRemoved(m directory.Member) {
 	s.removals.set(m.Email, m.OrgRef, s.cfg.Now().UTC())
 	go s.endMemberSessions(m.Email, m.OrgRef)
 }

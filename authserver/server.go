@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/go-logr/logr"
 
 	"github.com/tenantauth/tenantauth/authserver/mail"
@@ -101,7 +103,7 @@ func (c *Config) defaults() {
 // Server is the auth server's HTTP handler and its state.
 type Server struct {
 	cfg      Config
-	dir      *Directory
+	dir      *directory.Directory
 	store    store.Store
 	log      logr.Logger
 	limiter  *rateLimiter
@@ -149,7 +151,7 @@ func WithMembershipWriter(w MembershipWriter) Option { return func(s *Server) { 
 
 // New builds a server. userIDKey is the installation key user IDs are
 // derived with (see package identity).
-func New(cfg Config, dir *Directory, store store.Store, userIDKey []byte, opts ...Option) *Server {
+func New(cfg Config, dir *directory.Directory, store store.Store, userIDKey []byte, opts ...Option) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, dir: dir, store: store, log: logr.Discard(), userIDKey: userIDKey}
 	for _, o := range opts {
@@ -188,7 +190,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Config() Config { return s.cfg }
 
 // Directory returns the directory the server answers from.
-func (s *Server) Directory() *Directory { return s.dir }
+func (s *Server) Directory() *directory.Directory { return s.dir }
 
 // store.Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }

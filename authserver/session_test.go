@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/directory"
 )
 
 func decodeSegment(t *testing.T, seg string) map[string]any {
@@ -104,7 +106,7 @@ func TestLoginDisabledMemberRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	h.addMember("demo/acme", "alice@acme.com", "owner", "correct horse battery")
 	jwt := h.login("alice@acme.com", "correct horse battery", "").str("access_token")
-	h.dir.PutMember(&Member{Ref: "demo/acme-alice@acme.com", OrgRef: "demo/acme", Email: "alice@acme.com", Role: "owner", Disabled: true})
+	h.dir.PutMember(&directory.Member{Ref: "demo/acme-alice@acme.com", OrgRef: "demo/acme", Email: "alice@acme.com", Role: "owner", Disabled: true})
 	if r := h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": "correct horse battery"}); r.status != 401 {
 		t.Fatalf("disabled login: %d %s", r.status, r.raw)
 	}

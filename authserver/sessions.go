@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
@@ -89,7 +91,7 @@ type orgInfo struct {
 // Without a lineage it is a sign-in and starts a family; with one (a
 // switch) it joins that family, keeping its sign-in time and never
 // outliving its absolute expiry.
-func (s *Server) startSession(ctx context.Context, u user, org *Org, role string, amr []string, lin *lineage) (*sessionResponse, error) {
+func (s *Server) startSession(ctx context.Context, u user, org *directory.Org, role string, amr []string, lin *lineage) (*sessionResponse, error) {
 	now := s.cfg.Now().UTC()
 	absolute := now.Add(org.AbsoluteTTL)
 	if lin == nil {
@@ -120,10 +122,10 @@ func (s *Server) startSession(ctx context.Context, u user, org *Org, role string
 }
 
 // sessionResponse signs an access token for the session.
-func (s *Server) sessionResponse(sid string, sess *session, refreshToken string, org *Org, role string) (*sessionResponse, error) {
+func (s *Server) sessionResponse(sid string, sess *session, refreshToken string, org *directory.Org, role string) (*sessionResponse, error) {
 	now := s.cfg.Now().UTC()
 	ks, ok := s.dir.Keys(org.Ref)
-	var key *SigningKey
+	var key *directory.SigningKey
 	if ok {
 		key = ks.Active(now)
 	}
@@ -177,7 +179,7 @@ func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, e
 	}
 	var (
 		next    string
-		org     *Org
+		org     *directory.Org
 		role    string
 		spent   session // the session as read, when the token is not its current one
 		now     time.Time

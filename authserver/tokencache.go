@@ -1,6 +1,10 @@
 package authserver
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/tenantauth/tenantauth/authserver/directory"
+)
 
 // tokenCache remembers JWTs whose signature and claims were verified, so a
 // token presented again skips the signature check. The live checks
@@ -15,7 +19,7 @@ type tokenCache struct {
 
 type verifiedToken struct {
 	claims Claims
-	keys   *KeySet // the key set it verified against; a new set re-verifies
+	keys   *directory.KeySet // the key set it verified against; a new set re-verifies
 }
 
 func newTokenCache(max int) *tokenCache {

@@ -6,17 +6,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/internal/apikey"
 )
 
 // addAPIKey registers a key of orgRef and returns its plaintext.
-func (h *harness) addAPIKey(orgRef string, scopes ...string) (string, *APIKeyInfo) {
+func (h *harness) addAPIKey(orgRef string, scopes ...string) (string, *directory.APIKeyInfo) {
 	h.t.Helper()
 	plain, k, err := apikey.Generate("live")
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	info := &APIKeyInfo{KeyID: k.ID, OrgRef: orgRef, Scopes: scopes}
+	info := &directory.APIKeyInfo{KeyID: k.ID, OrgRef: orgRef, Scopes: scopes}
 	h.dir.PutAPIKey(info)
 	h.dir.PutAPIKeyHash(k.ID, k.Hash())
 	return plain, info
@@ -146,7 +148,7 @@ func TestRotationKeepsTokensValid(t *testing.T) {
 	old := h.login("alice@acme.com", "correct horse battery", "").str("access_token")
 	oldKS, _ := h.dir.Keys("demo/acme")
 	next := mustKeySet(t, "ES256", h.clock.Now().Add(time.Minute))
-	h.dir.PutKeys("demo/acme", &KeySet{Keys: []*SigningKey{oldKS.Keys[0], next.Keys[0]}})
+	h.dir.PutKeys("demo/acme", &directory.KeySet{Keys: []*directory.SigningKey{oldKS.Keys[0], next.Keys[0]}})
 
 	if r := h.do("GET", "/verify", nil, "Authorization", "Bearer "+old); r.status != 200 {
 		t.Fatalf("old token after the next key is published: %d", r.status)
@@ -161,7 +163,7 @@ func TestRotationKeepsTokensValid(t *testing.T) {
 			t.Fatalf("token during rotation: %d %s", r.status, r.raw)
 		}
 	}
-	h.dir.PutKeys("demo/acme", &KeySet{Keys: []*SigningKey{next.Keys[0]}})
+	h.dir.PutKeys("demo/acme", &directory.KeySet{Keys: []*directory.SigningKey{next.Keys[0]}})
 	if r := h.do("GET", "/verify", nil, "Authorization", "Bearer "+old); r.status != 401 {
 		t.Fatalf("a token of a pruned key: %d", r.status)
 	}

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -123,7 +125,7 @@ type tenant struct {
 	http     *httptest.Server
 	apiKey   string
 	apiKeyCR *tav1.APIKey
-	dir      *authserver.Directory
+	dir      *directory.Directory
 	orgID    string
 }
 
@@ -180,7 +182,7 @@ func newTenant(t testing.TB) *tenant {
 	writeAPIKeyRecord(t, sys, ak, k)
 
 	c := startCache(t)
-	dir := authserver.NewDirectory()
+	dir := directory.NewDirectory()
 	src := &Source{Dir: dir, Cache: c, Log: logr.Discard(), SystemNamespace: sys}
 	sctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"slices"
 	"sync"
 
@@ -19,7 +21,6 @@ import (
 
 	"github.com/tenantauth/tenantauth/api/consts"
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
-	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/internal/identity"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
 	"github.com/tenantauth/tenantauth/internal/trust"
@@ -36,7 +37,7 @@ import (
 // enters the join, so a planted copy is ignored and deleting it changes
 // nothing.
 type Source struct {
-	Dir   *authserver.Directory
+	Dir   *directory.Directory
 	Cache cache.Cache
 	Log   logr.Logger
 	// SystemNamespace is where the operator writes the records; tenant
@@ -56,7 +57,7 @@ type Source struct {
 type orgRecord struct {
 	name string
 	rec  *trust.OrgRecord
-	keys *authserver.KeySet
+	keys *directory.KeySet
 }
 
 // Start registers the handlers, waits for the first full load and marks
@@ -165,10 +166,10 @@ func (s *Source) syncOrg(ref string) {
 // convertOrg maps an Organization to the server's view, with built-in and
 // custom roles merged. id comes from the Organization's record, never from
 // its status.
-func convertOrg(o *tav1.Organization, id string) *authserver.Org {
-	roles := map[string]authserver.RoleDef{}
+func convertOrg(o *tav1.Organization, id string) *directory.Org {
+	roles := map[string]directory.RoleDef{}
 	for _, r := range tav1.BuiltinRoles() {
-		roles[r.Name] = authserver.RoleDef{Rank: int(r.Rank), Permissions: r.Permissions}
+		roles[r.Name] = directory.RoleDef{Rank: int(r.Rank), Permissions: r.Permissions}
 	}
 	for _, r := range o.Spec.Roles {
 		// Admission refuses owner-only permissions on custom roles; one
@@ -176,13 +177,13 @@ func convertOrg(o *tav1.Organization, id string) *authserver.Org {
 		perms := slices.DeleteFunc(slices.Clone(r.Permissions), func(p string) bool {
 			return p == tav1.PermOrgDelete || p == tav1.PermOwnershipMove
 		})
-		roles[r.Name] = authserver.RoleDef{Rank: int(r.Rank), Permissions: perms}
+		roles[r.Name] = directory.RoleDef{Rank: int(r.Rank), Permissions: perms}
 	}
 	defaultRole := o.Spec.SelfSignup.DefaultRole
 	if defaultRole == "" {
 		defaultRole = consts.DefaultRole
 	}
-	return &authserver.Org{
+	return &directory.Org{
 		Ref: ref(o), ID: id, Slug: o.EffectiveSlug(), Name: o.EffectiveDisplayName(),
 		AccessTTL: o.AccessTokenTTL(), IdleTTL: o.RefreshTokenIdleTTL(), AbsoluteTTL: o.RefreshTokenAbsoluteTTL(),
 		Algorithm: string(o.Algorithm()), Audience: o.Spec.Audience,
@@ -205,7 +206,7 @@ func (s *Source) putMember(obj any) {
 		s.Dir.DeleteMember(ref(m))
 		return
 	}
-	s.Dir.PutMember(&authserver.Member{
+	s.Dir.PutMember(&directory.Member{
 		Ref: ref(m), OrgRef: m.Namespace + "/" + m.Spec.Organization, Email: identity.NormalizeEmail(m.Spec.Email),
 		Role: m.Spec.Role, Disabled: m.Spec.Disabled || !m.DeletionTimestamp.IsZero(),
 	})
@@ -233,7 +234,7 @@ func (s *Source) syncAPIKey(ref string) {
 	if rec == nil || !rec.Owner.Owns(k) || rec.Organization != k.Spec.Organization {
 		return
 	}
-	info := &authserver.APIKeyInfo{KeyID: rec.KeyID, OrgRef: rec.OrgRef(),
+	info := &directory.APIKeyInfo{KeyID: rec.KeyID, OrgRef: rec.OrgRef(),
 		Revoked: k.Spec.Revoked || !k.DeletionTimestamp.IsZero()}
 	for _, sc := range k.Spec.Scopes {
 		info.Scopes = append(info.Scopes, string(sc))
@@ -330,10 +331,10 @@ func (s *Source) syncSlug(slug string) {
 }
 
 // keySet prepares a signing-key set for use.
-func keySet(data []byte) (*authserver.KeySet, error) {
+func keySet(data []byte) (*directory.KeySet, error) {
 	set, err := signingkeys.Parse(data)
 	if err != nil {
 		return nil, err
 	}
-	return authserver.PrepareKeySet(set)
+	return directory.PrepareKeySet(set)
 }

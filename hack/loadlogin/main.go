@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/identity"
@@ -203,15 +205,15 @@ func procKiB(pid int, field string) int {
 
 // runServer serves the auth server on a loopback port, printed on stdout.
 func runServer(pool int) error {
-	dir := authserver.NewDirectory()
-	roles := map[string]authserver.RoleDef{"owner": {Rank: 100}, "member": {Rank: 40}}
-	dir.PutOrg(&authserver.Org{Ref: "demo/acme", ID: "org_acme", Slug: "acme", Name: "Acme", AccessTTL: time.Hour,
+	dir := directory.NewDirectory()
+	roles := map[string]directory.RoleDef{"owner": {Rank: 100}, "member": {Rank: 40}}
+	dir.PutOrg(&directory.Org{Ref: "demo/acme", ID: "org_acme", Slug: "acme", Name: "Acme", AccessTTL: time.Hour,
 		IdleTTL: time.Hour, AbsoluteTTL: time.Hour, Algorithm: "ES256", Password: true, Roles: roles})
 	set := &signingkeys.Set{}
 	if _, _, err := set.Rotate(signingkeys.Policy{Algorithm: "ES256", RotationInterval: 24 * time.Hour, AccessTokenTTL: time.Hour}, time.Now().Add(-time.Minute)); err != nil {
 		return err
 	}
-	ks, err := authserver.PrepareKeySet(set)
+	ks, err := directory.PrepareKeySet(set)
 	if err != nil {
 		return err
 	}
@@ -227,7 +229,7 @@ func runServer(pool int) error {
 	srv := authserver.New(cfg, dir, store.NewMemoryStore(), installKey)
 	for i := range members {
 		email := fmt.Sprintf("user%d@acme.com", i)
-		dir.PutMember(&authserver.Member{Ref: "demo/" + strconv.Itoa(i), OrgRef: "demo/acme", Email: email, Role: "member"})
+		dir.PutMember(&directory.Member{Ref: "demo/" + strconv.Itoa(i), OrgRef: "demo/acme", Email: email, Role: "member"})
 		if err := srv.SetPassword(context.Background(), identity.UserID(installKey, email), password); err != nil {
 			return err
 		}

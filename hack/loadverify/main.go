@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/internal/apikey"
@@ -110,25 +112,25 @@ func main() {
 // session and an API key.
 func setup() (*authserver.Server, string, string, error) {
 	installKey := []byte("loadverify-installation-key-0123")
-	dir := authserver.NewDirectory()
-	roles := map[string]authserver.RoleDef{"owner": {Rank: 100}, "member": {Rank: 40}, "viewer": {Rank: 20}}
-	dir.PutOrg(&authserver.Org{Ref: "demo/acme", ID: "org_acme", Slug: "acme", Name: "Acme", AccessTTL: time.Hour,
+	dir := directory.NewDirectory()
+	roles := map[string]directory.RoleDef{"owner": {Rank: 100}, "member": {Rank: 40}, "viewer": {Rank: 20}}
+	dir.PutOrg(&directory.Org{Ref: "demo/acme", ID: "org_acme", Slug: "acme", Name: "Acme", AccessTTL: time.Hour,
 		IdleTTL: time.Hour, AbsoluteTTL: time.Hour, Algorithm: "ES256", Password: true, APIKeys: true, Roles: roles})
 	set := &signingkeys.Set{}
 	if _, _, err := set.Rotate(signingkeys.Policy{Algorithm: "ES256", RotationInterval: 24 * time.Hour, AccessTokenTTL: time.Hour}, time.Now().Add(-time.Minute)); err != nil {
 		return nil, "", "", err
 	}
-	ks, err := authserver.PrepareKeySet(set)
+	ks, err := directory.PrepareKeySet(set)
 	if err != nil {
 		return nil, "", "", err
 	}
 	dir.PutKeys("demo/acme", ks)
-	dir.PutMember(&authserver.Member{Ref: "demo/alice", OrgRef: "demo/acme", Email: "alice@acme.com", Role: "owner"})
+	dir.PutMember(&directory.Member{Ref: "demo/alice", OrgRef: "demo/acme", Email: "alice@acme.com", Role: "owner"})
 	plain, k, err := apikey.Generate("live")
 	if err != nil {
 		return nil, "", "", err
 	}
-	dir.PutAPIKey(&authserver.APIKeyInfo{KeyID: k.ID, OrgRef: "demo/acme", Scopes: []string{"read"}})
+	dir.PutAPIKey(&directory.APIKeyInfo{KeyID: k.ID, OrgRef: "demo/acme", Scopes: []string{"read"}})
 	dir.PutAPIKeyHash(k.ID, k.Hash())
 	dir.SetSynced()
 

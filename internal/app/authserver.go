@@ -8,6 +8,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
+
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,7 +107,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		return nil, nil, err
 	}
 	log := ctrl.Log.WithName("authserver")
-	dir := authserver.NewDirectory()
+	dir := directory.NewDirectory()
 	if err := mgr.Add(&kube.Source{Dir: dir, Cache: mgr.GetCache(), Log: log.WithName("source"), SystemNamespace: o.Namespace}); err != nil {
 		return nil, nil, err
 	}

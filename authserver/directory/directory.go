@@ -1,4 +1,4 @@
-package authserver
+package directory
 
 import (
 	"crypto"
@@ -410,3 +410,29 @@ func PrepareKeySet(set *signingkeys.Set) (*KeySet, error) {
 	}
 	return ks, nil
 }
+
+// MemberAnyState finds the membership of email in orgRef, disabled or not.
+func (d *Directory) MemberAnyState(email, orgRef string) (*Member, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for ref := range d.byEmail[email] {
+		if m := d.members[ref]; m.OrgRef == orgRef {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// MemberElsewhere reports whether email has a membership, disabled or
+// not, of an organization other than orgRef.
+func (d *Directory) MemberElsewhere(email, orgRef string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for ref := range d.byEmail[email] {
+		if m := d.members[ref]; m.OrgRef != orgRef {
+			return true
+		}
+	}
+	return false
+}
+
