@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/internal/apikey"
@@ -110,25 +112,25 @@ func (s *Server) countVerification(kind string, err error) {
 // verifyAccessToken checks a JWT against its organization's keys only,
 // then checks that the organization, the membership and the session are
 // still live, so a disabled member or a revoked session fails at once.
-func (s *Server) verifyAccessToken(ctx context.Context, token string) (*Principal, error) {
-	v, ok := s.verified.get(token)
+func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*Principal, error) {
+	v, ok := s.verified.Get(raw)
 	var org *directory.Org
 	if ok {
-		org, ok = s.dir.OrgByID(v.claims.OrgID)
-		if ks, _ := s.dir.Keys(orgRef(org)); !ok || ks != v.keys {
+		org, ok = s.dir.OrgByID(v.Claims.OrgID)
+		if ks, _ := s.dir.Keys(orgRef(org)); !ok || ks != v.Keys {
 			ok = false
 		}
 	}
 	if !ok {
 		var err error
-		v, org, err = s.verifyJWT(token)
+		v, org, err = s.verifyJWT(raw)
 		if err != nil {
 			return nil, err
 		}
-		s.verified.put(token, v)
+		s.verified.Put(raw, v)
 	}
-	c := &v.claims
-	if !c.checkTimes(s.cfg.Now()) {
+	c := &v.Claims
+	if !c.CheckTimes(s.cfg.Now()) {
 		return nil, errf(http.StatusUnauthorized, "token_expired", "the access token has expired; refresh it")
 	}
 	m, ok := s.dir.MemberOf(c.Email, org.Ref)
@@ -151,8 +153,8 @@ func orgRef(o *directory.Org) string {
 }
 
 // verifyJWT checks signature, algorithm, issuer, audience and type.
-func (s *Server) verifyJWT(token string) (*verifiedToken, *directory.Org, error) {
-	hdr, claims, input, sig, err := parseJWT(token)
+func (s *Server) verifyJWT(raw string) (*token.Verified, *directory.Org, error) {
+	hdr, claims, input, sig, err := token.Parse(raw)
 	if err != nil {
 		return nil, nil, errInvalidToken
 	}
@@ -165,13 +167,13 @@ func (s *Server) verifyJWT(token string) (*verifiedToken, *directory.Org, error)
 		return nil, nil, errInvalidToken
 	}
 	key := ks.Key(hdr.Kid)
-	if key == nil || hdr.Typ != "at+jwt" || !verifySignature(hdr.Alg, key, input, sig) {
+	if key == nil || hdr.Typ != "at+jwt" || !token.VerifySignature(hdr.Alg, key, input, sig) {
 		return nil, nil, errInvalidToken
 	}
 	if claims.Issuer != s.issuer(org) || claims.Audience != s.audience(org) || claims.OrgSlug != org.Slug {
 		return nil, nil, errInvalidToken
 	}
-	return &verifiedToken{claims: claims, keys: ks}, org, nil
+	return &token.Verified{Claims: claims, Keys: ks}, org, nil
 }
 
 // verifyAPIKey checks the key's checksum before any lookup, then its hash

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -281,7 +283,7 @@ func TestMalformedTokenIDsNeverReachTheStore(t *testing.T) {
 			continue // its ID is well formed
 		}
 		t.Run(name+" in a signed token's sid", func(t *testing.T) {
-			forged := h.resign(t, legit.access, "demo/acme", func(c *Claims) { c.SessionID = "ses_" + id })
+			forged := h.resign(t, legit.access, "demo/acme", func(c *token.Claims) { c.SessionID = "ses_" + id })
 			before := st.count()
 			if r := h.do("GET", "/verify", nil, "Authorization", "Bearer "+forged); r.status != 401 {
 				t.Errorf("%d %s, want 401", r.status, r.raw)

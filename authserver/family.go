@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -63,7 +65,7 @@ var errReauth = errf(http.StatusForbidden, "reauthentication_required",
 // createFamily records a new sign-in's family and returns its lineage.
 func (s *Server) createFamily(ctx context.Context, userID string, amr []string, now, absolute time.Time) (*lineage, error) {
 	fam := &family{UserID: userID, AuthTime: now, AbsoluteExpiresAt: absolute, AMR: amr}
-	rec := &store.Record{Kind: store.KindFamily, ID: familyIDPrefix + newID(), UserID: userID, ExpiresAt: absolute.Add(revokedRetention)}
+	rec := &store.Record{Kind: store.KindFamily, ID: familyIDPrefix + token.NewID(), UserID: userID, ExpiresAt: absolute.Add(revokedRetention)}
 	if err := store.Put(ctx, s.store, rec, fam); err != nil {
 		return nil, fmt.Errorf("create session family: %w", err)
 	}
@@ -177,7 +179,7 @@ func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	evictTenth(c.entries, c.max)
+	token.EvictTenth(c.entries, c.max)
 	c.entries[rec.ID] = f
 	return f, nil
 }
@@ -186,8 +188,8 @@ func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 // token's subject, email and organization, that its family is live, and
 // that its membership was not removed after it was made. It returns the
 // session's facts.
-func (s *Server) checkSessionFor(ctx context.Context, c *Claims, org *directory.Org) (*sessionFacts, error) {
-	if !validRecordID(sessionIDPrefix, c.SessionID) {
+func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *directory.Org) (*sessionFacts, error) {
+	if !token.ValidRecordID(sessionIDPrefix, c.SessionID) {
 		return nil, errInvalidToken
 	}
 	rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)

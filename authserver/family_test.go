@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/token"
 )
 
 // tokens are one session's access and refresh tokens.
@@ -249,7 +251,7 @@ func TestSessionMustMatchToken(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			forged := h.resign(t, alice.access, "demo/acme", func(c *Claims) { c.SessionID = tc.sid })
+			forged := h.resign(t, alice.access, "demo/acme", func(c *token.Claims) { c.SessionID = tc.sid })
 			bearer := "Bearer " + forged
 			for _, req := range []struct{ method, path string }{
 				{"GET", "/verify"}, {"GET", "/auth/me"}, {"POST", "/auth/logout"},
@@ -270,15 +272,15 @@ func TestSessionMustMatchToken(t *testing.T) {
 
 // resign re-signs token's claims, changed by mutate, with the active key
 // of orgRef: a token only a holder of the signing key could make.
-func (h *harness) resign(t *testing.T, token, orgRef string, mutate func(*Claims)) string {
+func (h *harness) resign(t *testing.T, raw, orgRef string, mutate func(*token.Claims)) string {
 	t.Helper()
-	_, claims, _, _, err := parseJWT(token)
+	_, claims, _, _, err := token.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mutate(&claims)
 	ks, _ := h.dir.Keys(orgRef)
-	out, err := signJWT(&claims, ks.Active(time.Now()))
+	out, err := token.Sign(&claims, ks.Active(time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}

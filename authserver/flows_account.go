@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/api/consts"
@@ -73,8 +75,8 @@ func (s *Server) sendVerification(ctx context.Context, email, password, orgSel, 
 	}
 	ot := &oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: s.userFor(email).ID, OrgRef: org.Ref, PasswordHash: hash,
 		SignupBinding: binding}
-	return s.mailToken(ctx, send, prefixVerifyEmail, verifyEmailTTL, ot, func(token string, expires time.Time) mail.Message {
-		return verifyEmailMail(s, email, token, org, expires)
+	return s.mailToken(ctx, send, token.PrefixVerifyEmail, verifyEmailTTL, ot, func(raw string, expires time.Time) mail.Message {
+		return verifyEmailMail(s, email, raw, org, expires)
 	})
 }
 
@@ -96,7 +98,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	}
 	var org *directory.Org
 	var signupRef string
-	rec, ot, err := s.consumeOneTime(ctx, prefixVerifyEmail, purposeVerifyEmail, req.Token, func(ot *oneTime) error {
+	rec, ot, err := s.consumeOneTime(ctx, token.PrefixVerifyEmail, purposeVerifyEmail, req.Token, func(ot *oneTime) error {
 		var ok bool
 		if org, ok = s.dir.OrgByRef(ot.OrgRef); !ok {
 			return errOrgNotFound
@@ -211,8 +213,8 @@ func (s *Server) handleForgotPassword(w http.ResponseWriter, r *http.Request) er
 	if err := s.goFlow(purposeReset, func(ctx context.Context) error {
 		send := len(s.dir.Memberships(email)) > 0
 		ot := &oneTime{Purpose: purposeReset, Email: email, UserID: s.userFor(email).ID}
-		return s.mailToken(ctx, send, prefixReset, resetTTL, ot, func(token string, expires time.Time) mail.Message {
-			return resetMail(s, email, token, expires)
+		return s.mailToken(ctx, send, token.PrefixReset, resetTTL, ot, func(raw string, expires time.Time) mail.Message {
+			return resetMail(s, email, raw, expires)
 		})
 	}); err != nil {
 		return err
@@ -237,7 +239,7 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 	}
 	ctx := r.Context()
 	var hash string
-	rec, ot, err := s.consumeOneTime(ctx, prefixReset, purposeReset, req.Token, func(ot *oneTime) error {
+	rec, ot, err := s.consumeOneTime(ctx, token.PrefixReset, purposeReset, req.Token, func(ot *oneTime) error {
 		if err := s.checkPassword(req.Password, ot.Email); err != nil {
 			return err
 		}

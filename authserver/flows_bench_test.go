@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/mail"
 	"github.com/tenantauth/tenantauth/authserver/mail/mailtest"
 )
@@ -176,8 +178,8 @@ func BenchmarkAuthenticateMagicLinkExchange(b *testing.B) {
 	tokens := make([]string, b.N)
 	for i := range tokens {
 		ot := &oneTime{Purpose: purposeMagicLink, Email: "alice@acme.com", UserID: h.srv.userFor("alice@acme.com").ID}
-		if err := h.srv.mailToken(ctx, true, prefixMagicLink, magicLinkTTL, ot, func(token string, _ time.Time) mail.Message {
-			tokens[i] = token
+		if err := h.srv.mailToken(ctx, true, token.PrefixMagicLink, magicLinkTTL, ot, func(raw string, _ time.Time) mail.Message {
+			tokens[i] = raw
 			return mail.Message{To: "alice@acme.com"}
 		}); err != nil {
 			b.Fatal(err)

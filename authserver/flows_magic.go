@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/mail"
@@ -59,8 +61,8 @@ func (s *Server) sendMagicLink(ctx context.Context, email, orgSel string) error 
 	if target != nil {
 		ot.OrgRef = target.Ref
 	}
-	return s.mailToken(ctx, send, prefixMagicLink, magicLinkTTL, ot, func(token string, expires time.Time) mail.Message {
-		return magicLinkMail(s, email, token, target, expires)
+	return s.mailToken(ctx, send, token.PrefixMagicLink, magicLinkTTL, ot, func(raw string, expires time.Time) mail.Message {
+		return magicLinkMail(s, email, raw, target, expires)
 	})
 }
 
@@ -88,7 +90,7 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 		return err
 	}
 	ctx := r.Context()
-	rec, ot, err := s.consumeOneTime(ctx, prefixMagicLink, purposeMagicLink, req.Token, nil)
+	rec, ot, err := s.consumeOneTime(ctx, token.PrefixMagicLink, purposeMagicLink, req.Token, nil)
 	if err != nil {
 		return err
 	}

@@ -168,7 +168,7 @@ func TestMagicLinkSpentOnceUnderConcurrency(t *testing.T) {
 	h := newFlowHarness(t)
 	h.addMember("demo/acme", "alice@acme.com", "owner", "")
 	h.do("POST", "/users/send-magic-link", map[string]string{"email_address": "alice@acme.com"})
-	token := h.tokenFromMail("alice@acme.com")
+	raw := h.tokenFromMail("alice@acme.com")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	codes := map[string]int{}
@@ -176,7 +176,7 @@ func TestMagicLinkSpentOnceUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := h.do("POST", "/users/authenticate-magic-link", map[string]string{"token": token})
+			r := h.do("POST", "/users/authenticate-magic-link", map[string]string{"token": raw})
 			mu.Lock()
 			codes[map[bool]string{true: "ok", false: r.errCode()}[r.status == 200]]++
 			mu.Unlock()

@@ -44,8 +44,8 @@ var mailHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!DOCTYPE html>
 
 // link builds a link to path on the server's public URL, under its path
 // prefix, carrying the token as a query parameter.
-func (s *Server) link(path, token string) string {
-	return s.cfg.PublicURL + s.cfg.PathPrefix + path + "?token=" + url.QueryEscape(token)
+func (s *Server) link(path, raw string) string {
+	return s.cfg.PublicURL + s.cfg.PathPrefix + path + "?token=" + url.QueryEscape(raw)
 }
 
 // buildMail renders a message; templates cannot fail on these values.
@@ -56,27 +56,27 @@ func buildMail(to, subject string, c mailContent, expires time.Time) mail.Messag
 	return mail.Message{To: to, Subject: subject, Text: text.String(), HTML: html.String(), Expires: expires}
 }
 
-func magicLinkMail(s *Server, to, token string, org *directory.Org, expires time.Time) mail.Message {
+func magicLinkMail(s *Server, to, raw string, org *directory.Org, expires time.Time) mail.Message {
 	subject, intro := "Your sign-in link", "Use this link to sign in:"
 	if org != nil {
 		subject, intro = "Your sign-in link for "+org.Name, "Use this link to sign in to "+org.Name+":"
 	}
 	return buildMail(to, subject, mailContent{Intro: intro, Action: "Sign in",
-		Link: s.link("/users/authenticate-magic-link", token), Expires: "15 minutes",
+		Link: s.link("/users/authenticate-magic-link", raw), Expires: "15 minutes",
 		Outro: "If you did not ask to sign in, ignore this mail."}, expires)
 }
 
-func verifyEmailMail(s *Server, to, token string, org *directory.Org, expires time.Time) mail.Message {
+func verifyEmailMail(s *Server, to, raw string, org *directory.Org, expires time.Time) mail.Message {
 	return buildMail(to, "Confirm your email to join "+org.Name, mailContent{
 		Intro: "Confirm your email address to finish joining " + org.Name + ":", Action: "Confirm email",
-		Link: s.link("/auth/verify-email", token), Expires: "24 hours",
+		Link: s.link("/auth/verify-email", raw), Expires: "24 hours",
 		Outro: "If you did not sign up, ignore this mail: no account is made without it."}, expires)
 }
 
-func resetMail(s *Server, to, token string, expires time.Time) mail.Message {
+func resetMail(s *Server, to, raw string, expires time.Time) mail.Message {
 	return buildMail(to, "Reset your password", mailContent{
 		Intro: "Use this link to choose a new password. Choosing one signs you out everywhere.", Action: "Choose a new password",
-		Link: s.link("/auth/reset-password", token), Expires: "1 hour",
+		Link: s.link("/auth/reset-password", raw), Expires: "1 hour",
 		Outro: "If you did not ask for this, ignore this mail: your password stays as it is."}, expires)
 }
 

@@ -293,7 +293,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 
 // recordFactor keeps the proven second factor on an intermediate session
 // whose organization is not chosen yet, and answers it again.
-func (s *Server) recordFactor(ctx context.Context, w http.ResponseWriter, rec *store.Record, in *intermediate, token string, amr []string) error {
+func (s *Server) recordFactor(ctx context.Context, w http.ResponseWriter, rec *store.Record, in *intermediate, raw string, amr []string) error {
 	in, err := s.changeIntermediate(ctx, rec.ID, func(in *intermediate) error {
 		in.AMR = amr
 		return nil
@@ -302,7 +302,7 @@ func (s *Server) recordFactor(ctx context.Context, w http.ResponseWriter, rec *s
 		return err
 	}
 	writeJSON(w, http.StatusOK, &intermediateResponse{
-		IntermediateSessionToken: token, ExpiresIn: int(in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
+		IntermediateSessionToken: raw, ExpiresIn: int(in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
 		User: userInfo{ID: in.UserID, Email: in.Email}, Organizations: s.orgList(in.Email), MFARequired: false,
 	})
 	return nil

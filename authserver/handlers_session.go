@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -231,7 +233,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 	// A refresh driven by a cookie is a browser request another site could
 	// forge; it must carry the CSRF token of the session it refreshes.
 	if fromCookie {
-		id, _, ok := parseOpaque(prefixRefresh, req.RefreshToken)
+		id, _, ok := token.ParseOpaque(token.PrefixRefresh, req.RefreshToken)
 		if !ok || !s.csrfValid(sessionIDPrefix+id, r.Header.Get("X-CSRF-Token")) {
 			return errCSRF
 		}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -51,19 +53,19 @@ func (s *Server) startIntermediate(ctx context.Context, u user, amr []string, or
 // startIntermediateIn is startIntermediate for a sign-in that continues
 // the family lin (nil: a new sign-in).
 func (s *Server) startIntermediateIn(ctx context.Context, u user, amr []string, org *directory.Org, mfa bool, lin *lineage) (*intermediateResponse, error) {
-	token, id, hash := newOpaque(prefixIntermediate)
+	raw, id, hash := token.NewOpaque(token.PrefixIntermediate)
 	now := s.cfg.Now().UTC()
 	in := &intermediate{UserID: u.ID, Email: u.Email, AMR: amr, ExpiresAt: now.Add(intermediateTTL), Hash: hash, Lineage: lin}
 	if org != nil {
 		in.OrgRef = org.Ref
 	}
-	rec := &store.Record{Kind: store.KindToken, ID: prefixIntermediate + "_" + id, UserID: u.ID, ExpiresAt: in.ExpiresAt}
+	rec := &store.Record{Kind: store.KindToken, ID: token.PrefixIntermediate + "_" + id, UserID: u.ID, ExpiresAt: in.ExpiresAt}
 	if err := store.Put(ctx, s.store, rec, in); err != nil {
 		return nil, fmt.Errorf("create intermediate session: %w", err)
 	}
 	s.metrics.issued.WithLabelValues("intermediate").Inc()
 	return &intermediateResponse{
-		IntermediateSessionToken: token, ExpiresIn: int(intermediateTTL / time.Second),
+		IntermediateSessionToken: raw, ExpiresIn: int(intermediateTTL / time.Second),
 		User: userInfo{ID: u.ID, Email: u.Email}, Organizations: s.orgList(u.Email), MFARequired: mfa,
 	}, nil
 }
@@ -79,21 +81,21 @@ func (s *Server) orgList(email string) []orgInfo {
 }
 
 // loadIntermediate reads a live intermediate session by its token.
-func (s *Server) loadIntermediate(ctx context.Context, token string) (*store.Record, *intermediate, error) {
-	id, secret, ok := parseOpaque(prefixIntermediate, token)
+func (s *Server) loadIntermediate(ctx context.Context, raw string) (*store.Record, *intermediate, error) {
+	id, secret, ok := token.ParseOpaque(token.PrefixIntermediate, raw)
 	invalid := errf(http.StatusUnauthorized, "token_invalid", "the intermediate session token is malformed or unknown")
 	if !ok {
 		return nil, nil, invalid
 	}
 	var in intermediate
-	rec, err := store.Load(ctx, s.store, store.KindToken, prefixIntermediate+"_"+id, &in)
+	rec, err := store.Load(ctx, s.store, store.KindToken, token.PrefixIntermediate+"_"+id, &in)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, invalid
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if !secretMatches(secret, in.Hash) {
+	if !token.SecretMatches(secret, in.Hash) {
 		return nil, nil, invalid
 	}
 	if in.Spent {

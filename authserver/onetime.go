@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/mail"
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
@@ -62,11 +64,11 @@ type oneTime struct {
 // and rendering happen either way, so an email that gets a mail and one
 // that does not cost the same work.
 func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl time.Duration, ot *oneTime,
-	render func(token string, expires time.Time) mail.Message) error {
-	token, id, hash := newOpaque(prefix)
+	render func(raw string, expires time.Time) mail.Message) error {
+	raw, id, hash := token.NewOpaque(prefix)
 	ot.Hash = hash
 	ot.ExpiresAt = s.cfg.Now().UTC().Add(ttl)
-	msg := render(token, ot.ExpiresAt)
+	msg := render(raw, ot.ExpiresAt)
 	msg.Lane = ot.Purpose // purposes name the mail queue's lanes
 	if !send {
 		return nil
@@ -84,15 +86,15 @@ func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl ti
 // token unspent. Single use rests on the store's compare-and-swap: of two
 // concurrent requests with one token, one spends it and the other re-reads
 // it spent.
-func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, token string, check func(*oneTime) error) (*store.Record, *oneTime, error) {
-	id, secret, ok := parseOpaque(prefix, strings.TrimSpace(token))
+func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, raw string, check func(*oneTime) error) (*store.Record, *oneTime, error) {
+	id, secret, ok := token.ParseOpaque(prefix, strings.TrimSpace(raw))
 	if !ok {
 		return nil, nil, errTokenInvalid
 	}
 	rid := prefix + "_" + id
 	live := func(ot *oneTime) error {
 		switch now := s.cfg.Now(); {
-		case !secretMatches(secret, ot.Hash) || ot.Purpose != purpose:
+		case !token.SecretMatches(secret, ot.Hash) || ot.Purpose != purpose:
 			return errTokenInvalid
 		case ot.SpentAt != nil:
 			return errTokenUsed
@@ -166,7 +168,7 @@ func (s *Server) revokeUserTokens(ctx context.Context, userID string) error {
 		if !now.Before(rec.ExpiresAt) && !rec.ExpiresAt.IsZero() {
 			continue
 		}
-		if strings.HasPrefix(rec.ID, prefixIntermediate+"_") {
+		if strings.HasPrefix(rec.ID, token.PrefixIntermediate+"_") {
 			err = spendRecord[intermediateRecord](ctx, s.store, rec.ID, now)
 		} else {
 			err = spendRecord[oneTimeRecord](ctx, s.store, rec.ID, now)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/go-logr/logr"
@@ -107,7 +109,7 @@ type Server struct {
 	store    store.Store
 	log      logr.Logger
 	limiter  *rateLimiter
-	verified *tokenCache
+	verified *token.Cache
 	metrics  *Metrics
 	csrfKey  []byte
 	// recoveryKey keys the hashes of TOTP recovery codes; like csrfKey it
@@ -163,7 +165,7 @@ func New(cfg Config, dir *directory.Directory, store store.Store, userIDKey []by
 	}
 	s.lockouts = newLockouts(store, cfg.Now)
 	s.limiter = newRateLimiter(cfg.RateLimitPerMinute, time.Minute, cfg.Now)
-	s.verified = newTokenCache(100_000)
+	s.verified = token.NewCache(100_000)
 	s.csrfKey = deriveKey(cfg.Secret, "tenantauth csrf v1")
 	s.recoveryKey = deriveKey(cfg.Secret, "tenantauth recovery-code v1")
 	s.facts = newFactsCache(100_000)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/token"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -104,7 +106,7 @@ func (s *Server) startSession(ctx context.Context, u user, org *directory.Org, r
 	if !now.Before(absolute) {
 		return nil, errf(http.StatusUnauthorized, "session_expired", "the sign-in this session came from has expired; sign in again")
 	}
-	token, id, hash := newOpaque(prefixRefresh)
+	raw, id, hash := token.NewOpaque(token.PrefixRefresh)
 	sess := &session{
 		UserID: u.ID, Email: u.Email, OrgRef: org.Ref, OrgID: org.ID, AMR: amr, CreatedAt: now,
 		FamilyID: lin.FamilyID, AuthTime: lin.AuthTime,
@@ -118,7 +120,7 @@ func (s *Server) startSession(ctx context.Context, u user, org *directory.Org, r
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	s.metrics.issued.WithLabelValues("refresh").Inc()
-	return s.sessionResponse(rec.ID, sess, token, org, role)
+	return s.sessionResponse(rec.ID, sess, raw, org, role)
 }
 
 // sessionResponse signs an access token for the session.
@@ -135,13 +137,13 @@ func (s *Server) sessionResponse(sid string, sess *session, refreshToken string,
 	}
 	exp := now.Add(org.AccessTTL)
 	rd, _ := org.Role(role)
-	claims := &Claims{
+	claims := &token.Claims{
 		Issuer: s.issuer(org), Subject: sess.UserID, Audience: s.audience(org),
-		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: newID(),
+		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: token.NewID(),
 		SessionID: sid, OrgID: org.ID, OrgSlug: org.Slug, Role: role, Permissions: nonNil(rd.Permissions),
 		Email: sess.Email, AMR: sess.AMR,
 	}
-	jwt, err := signJWT(claims, key)
+	jwt, err := token.Sign(claims, key)
 	if err != nil {
 		return nil, fmt.Errorf("sign access token for %s: %w", org.Slug, err)
 	}
@@ -159,8 +161,8 @@ func (s *Server) sessionResponse(sid string, sess *session, refreshToken string,
 // refresh spends a refresh token and issues the next one. Single use rests
 // on the store's compare-and-swap: of concurrent refreshes of one token,
 // exactly one update wins; the others re-read and find the token spent.
-func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, error) {
-	id, secret, ok := parseOpaque(prefixRefresh, token)
+func (s *Server) refresh(ctx context.Context, raw string) (*sessionResponse, error) {
+	id, secret, ok := token.ParseOpaque(token.PrefixRefresh, raw)
 	if !ok {
 		return nil, errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
 	}
@@ -190,7 +192,7 @@ func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, e
 		if sess.RevokedAt != nil {
 			return errf(http.StatusUnauthorized, "session_revoked", "the session has ended; log in again")
 		}
-		if !secretMatches(secret, sess.RefreshHash) {
+		if !token.SecretMatches(secret, sess.RefreshHash) {
 			spent = *sess
 			return errSpnt
 		}
@@ -208,7 +210,7 @@ func (s *Server) refresh(ctx context.Context, token string) (*sessionResponse, e
 		}
 		role = m.Role
 		var nextHash string
-		next, _, nextHash = newOpaqueFor(prefixRefresh, id)
+		next, _, nextHash = newOpaqueFor(token.PrefixRefresh, id)
 		sess.Spent = append(sess.Spent, spentToken{Hash: sess.RefreshHash, At: now})
 		if len(sess.Spent) > maxSpent {
 			sess.Spent = sess.Spent[len(sess.Spent)-maxSpent:]
@@ -244,7 +246,7 @@ var errInvalidRefresh = errf(http.StatusUnauthorized, "invalid_refresh_token", "
 // the token leaked, and the whole session is revoked.
 func (s *Server) refreshMismatch(ctx context.Context, sid string, sess *session, secret string, now time.Time) error {
 	for i := len(sess.Spent) - 1; i >= 0; i-- {
-		if !secretMatches(secret, sess.Spent[i].Hash) {
+		if !token.SecretMatches(secret, sess.Spent[i].Hash) {
 			continue
 		}
 		if i == len(sess.Spent)-1 && now.Sub(sess.Spent[i].At) <= s.cfg.RefreshGrace {
@@ -318,9 +320,9 @@ func (s *Server) RevokeUserSessions(ctx context.Context, userID, reason string) 
 }
 
 // newOpaqueFor makes a token for an existing record ID.
-func newOpaqueFor(prefix, id string) (token, _ string, hash string) {
-	secret := newSecret()
-	return prefix + "_" + id + "." + secret, id, hashSecret(secret)
+func newOpaqueFor(prefix, id string) (raw, _ string, hash string) {
+	secret := token.NewSecret()
+	return prefix + "_" + id + "." + secret, id, token.HashSecret(secret)
 }
 
 func minTime(a, b time.Time) time.Time {

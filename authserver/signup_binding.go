@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+
+	"github.com/tenantauth/tenantauth/authserver/token"
 )
 
 // signupCookie binds a registration to the client that made it. The
@@ -21,11 +23,11 @@ const signupCookie = "tenantauth_signup"
 // newSignupBinding makes a binding, sets its cookie and returns the hash
 // to keep with the verification token.
 func (s *Server) newSignupBinding(w http.ResponseWriter) string {
-	token := newSecret()
-	http.SetCookie(w, &http.Cookie{Name: signupCookie, Value: token, Path: s.cfg.PathPrefix + "/auth",
+	raw := token.NewSecret()
+	http.SetCookie(w, &http.Cookie{Name: signupCookie, Value: raw, Path: s.cfg.PathPrefix + "/auth",
 		Domain: s.cfg.CookieDomain, MaxAge: int(verifyEmailTTL.Seconds()), HttpOnly: true,
 		Secure: !strings.HasPrefix(s.cfg.PublicURL, "http://"), SameSite: http.SameSiteLaxMode})
-	return bindingHash(token)
+	return bindingHash(raw)
 }
 
 // signupBound reports whether r carries the binding whose hash is want.
@@ -37,7 +39,7 @@ func signupBound(r *http.Request, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(bindingHash(c.Value)), []byte(want)) == 1
 }
 
-func bindingHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
+func bindingHash(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
 	return hex.EncodeToString(sum[:])
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/internal/b32"
+
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 	"github.com/pquerna/otp/totp"
@@ -142,7 +144,7 @@ func newRecoveryCodes(key []byte) (codes, hashes []string) {
 		if _, err := rand.Read(b); err != nil {
 			panic(err)
 		}
-		raw := idEncoding.EncodeToString(b)
+		raw := b32.Lower.EncodeToString(b)
 		groups := make([]string, 0, len(raw)/4)
 		for i := 0; i < len(raw); i += 4 {
 			groups = append(groups, raw[i:i+4])

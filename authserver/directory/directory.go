@@ -435,4 +435,3 @@ func (d *Directory) MemberElsewhere(email, orgRef string) bool {
 	}
 	return false
 }
-

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 import (
 	"crypto"
@@ -38,7 +38,7 @@ type Claims struct {
 	AMR         []string `json:"amr"`
 }
 
-type jwtHeader struct {
+type Header struct {
 	Alg string `json:"alg"`
 	Kid string `json:"kid"`
 	Typ string `json:"typ"`
@@ -47,9 +47,9 @@ type jwtHeader struct {
 // clockSkew is the leeway on exp, nbf and iat.
 const clockSkew = 30 * time.Second
 
-// signJWT signs claims with key through jwx, with the header alg, kid and
+// Sign signs claims with key through jwx, with the header alg, kid and
 // typ at+jwt (RFC 9068).
-func signJWT(c *Claims, key *directory.SigningKey) (string, error) {
+func Sign(c *Claims, key *directory.SigningKey) (string, error) {
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", err
@@ -66,8 +66,8 @@ func signJWT(c *Claims, key *directory.SigningKey) (string, error) {
 
 var errBadJWT = errors.New("bad jwt")
 
-// parseJWT splits and decodes a compact JWS without checking anything.
-func parseJWT(token string) (hdr jwtHeader, claims Claims, signingInput, sig []byte, err error) {
+// Parse splits and decodes a compact JWS without checking anything.
+func Parse(token string) (hdr Header, claims Claims, signingInput, sig []byte, err error) {
 	first := strings.IndexByte(token, '.')
 	last := strings.LastIndexByte(token, '.')
 	if first <= 0 || last == first || last == len(token)-1 {
@@ -85,10 +85,10 @@ func parseJWT(token string) (hdr jwtHeader, claims Claims, signingInput, sig []b
 	return hdr, claims, []byte(token[:last]), sig, nil
 }
 
-// verifySignature checks sig over input with key, for the key's own
+// VerifySignature checks sig over input with key, for the key's own
 // algorithm only: a token whose header names any other algorithm (none,
 // HS256 with the public key as secret, another org's algorithm) fails.
-func verifySignature(alg string, key *directory.SigningKey, input, sig []byte) bool {
+func VerifySignature(alg string, key *directory.SigningKey, input, sig []byte) bool {
 	if alg != key.Algorithm {
 		return false
 	}
@@ -112,8 +112,8 @@ func verifySignature(alg string, key *directory.SigningKey, input, sig []byte) b
 	return false
 }
 
-// checkTimes validates exp, nbf and iat with clock skew.
-func (c *Claims) checkTimes(now time.Time) bool {
+// CheckTimes validates exp, nbf and iat with clock skew.
+func (c *Claims) CheckTimes(now time.Time) bool {
 	n := now.Unix()
 	skew := int64(clockSkew / time.Second)
 	return c.ExpiresAt > 0 && n < c.ExpiresAt+skew && n+skew >= c.NotBefore && n+skew >= c.IssuedAt

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 import (
 	"crypto/rand"
@@ -16,17 +16,17 @@ import (
 // server finds it without a scan, and the 256-bit secret is kept only as a
 // SHA-256 hash in that record.
 const (
-	prefixRefresh      = "rt"
-	prefixIntermediate = "ist"
-	prefixMagicLink    = "ml"
-	prefixVerifyEmail  = "ve"
-	prefixReset        = "pr"
+	PrefixRefresh      = "rt"
+	PrefixIntermediate = "ist"
+	PrefixMagicLink    = "ml"
+	PrefixVerifyEmail  = "ve"
+	PrefixReset        = "pr"
 )
 
 var idEncoding = b32.Lower
 
-// newID returns a random lower-case base32 ID with 100 bits of entropy.
-func newID() string {
+// NewID returns a random lower-case base32 ID with 100 bits of entropy.
+func NewID() string {
 	b := make([]byte, 13)
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand does not fail on supported platforms
@@ -34,8 +34,8 @@ func newID() string {
 	return idEncoding.EncodeToString(b)[:20]
 }
 
-// newSecret returns 256 random bits, base64url-encoded.
-func newSecret() string {
+// NewSecret returns 256 random bits, base64url-encoded.
+func NewSecret() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
@@ -43,44 +43,44 @@ func newSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// newOpaque makes a token and returns it with its record ID and secret hash.
-func newOpaque(prefix string) (token, id, hash string) {
-	id, secret := newID(), newSecret()
-	return prefix + "_" + id + "." + secret, id, hashSecret(secret)
+// NewOpaque makes a token and returns it with its record ID and secret hash.
+func NewOpaque(prefix string) (token, id, hash string) {
+	id, secret := NewID(), NewSecret()
+	return prefix + "_" + id + "." + secret, id, HashSecret(secret)
 }
 
-// idLen and secretLen are the lengths newID and newSecret make.
+// idLen and secretLen are the lengths NewID and NewSecret make.
 const (
 	idLen     = 20
 	secretLen = 43
 )
 
-// parseOpaque splits a token of the given prefix. ok is false for anything
+// ParseOpaque splits a token of the given prefix. ok is false for anything
 // the server could not have made (wrong prefix, length or alphabet), so a
 // store never sees a name it did not make; callers answer that like an
 // unknown token, before any store call.
-func parseOpaque(prefix, token string) (id, secret string, ok bool) {
+func ParseOpaque(prefix, token string) (id, secret string, ok bool) {
 	rest, found := strings.CutPrefix(token, prefix+"_")
 	if !found {
 		return "", "", false
 	}
 	id, secret, found = strings.Cut(rest, ".")
-	if !found || !isID(id) || !isSecret(secret) {
+	if !found || !IsID(id) || !IsSecret(secret) {
 		return "", "", false
 	}
 	return id, secret, true
 }
 
-// validRecordID reports whether id is prefix followed by an ID newID made,
+// ValidRecordID reports whether id is prefix followed by an ID NewID made,
 // as session IDs in the sid claim are.
-func validRecordID(prefix, id string) bool {
+func ValidRecordID(prefix, id string) bool {
 	rest, ok := strings.CutPrefix(id, prefix)
-	return ok && isID(rest)
+	return ok && IsID(rest)
 }
 
-// isID reports whether s has newID's length and alphabet (lower-case
+// IsID reports whether s has NewID's length and alphabet (lower-case
 // base32).
-func isID(s string) bool {
+func IsID(s string) bool {
 	if len(s) != idLen {
 		return false
 	}
@@ -92,9 +92,9 @@ func isID(s string) bool {
 	return true
 }
 
-// isSecret reports whether s has newSecret's length and alphabet
+// IsSecret reports whether s has NewSecret's length and alphabet
 // (unpadded base64url).
-func isSecret(s string) bool {
+func IsSecret(s string) bool {
 	if len(s) != secretLen {
 		return false
 	}
@@ -107,13 +107,13 @@ func isSecret(s string) bool {
 	return true
 }
 
-func hashSecret(secret string) string {
+func HashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
 }
 
-// secretMatches compares a presented secret with a stored hash in constant
+// SecretMatches compares a presented secret with a stored hash in constant
 // time.
-func secretMatches(secret, storedHash string) bool {
-	return subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(storedHash)) == 1
+func SecretMatches(secret, storedHash string) bool {
+	return subtle.ConstantTimeCompare([]byte(HashSecret(secret)), []byte(storedHash)) == 1
 }
