@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
@@ -78,7 +80,7 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 	c, ok := extractCredential(r, s.cfg.SessionCookieName)
 	if !ok {
 		if r.Header.Get("Authorization") != "" {
-			return nil, errf(http.StatusUnauthorized, "invalid_token", "the Authorization header must read 'Bearer <token>'")
+			return nil, problem.InvalidToken.Because("the Authorization header must read 'Bearer <token>'")
 		}
 		return nil, errUnauthenticated
 	}
@@ -100,7 +102,7 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 
 func (s *Server) countVerification(kind string, err error) {
 	result := "ok"
-	var e *Error
+	var e *problem.Error
 	if errors.As(err, &e) {
 		result = e.Code
 	} else if err != nil {
@@ -131,7 +133,7 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*Principal,
 	}
 	c := &v.Claims
 	if !c.CheckTimes(s.cfg.Now()) {
-		return nil, errf(http.StatusUnauthorized, "token_expired", "the access token has expired; refresh it")
+		return nil, problem.TokenExpired.New()
 	}
 	m, ok := s.dir.MemberOf(c.Email, org.Ref)
 	if !ok {
@@ -181,24 +183,24 @@ func (s *Server) verifyJWT(raw string) (*token.Verified, *directory.Org, error) 
 func (s *Server) verifyAPIKey(raw string) (*Principal, error) {
 	k, err := apikey.Parse(raw)
 	if err != nil {
-		return nil, errf(http.StatusUnauthorized, "invalid_api_key", err.Error())
+		return nil, problem.InvalidAPIKey.Because(err.Error())
 	}
 	info, hash, ok := s.dir.APIKey(k.ID)
 	if !ok || !k.Matches(hash) {
-		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "unknown API key")
+		return nil, problem.InvalidAPIKey.New()
 	}
 	if info.Revoked {
-		return nil, errf(http.StatusUnauthorized, "api_key_revoked", "the API key was revoked")
+		return nil, problem.APIKeyRevoked.New()
 	}
 	if !info.ExpiresAt.IsZero() && !s.cfg.Now().Before(info.ExpiresAt) {
-		return nil, errf(http.StatusUnauthorized, "api_key_expired", "the API key has expired")
+		return nil, problem.APIKeyExpired.New()
 	}
 	org, ok := s.dir.OrgByRef(info.OrgRef)
 	if !ok {
-		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "the API key's organization no longer exists")
+		return nil, problem.InvalidAPIKey.Because("the API key's organization no longer exists")
 	}
 	if !org.APIKeys {
-		return nil, errf(http.StatusForbidden, "auth_method_disabled", "API keys are turned off for this organization")
+		return nil, problem.AuthMethodDisabled.Because("API keys are turned off for this organization")
 	}
 	return &Principal{Kind: kindAPIKey, Org: org, KeyID: info.KeyID, Scopes: info.Scopes}, nil
 }

@@ -3,9 +3,10 @@ package authserver
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
@@ -20,7 +21,7 @@ type failureBook interface {
 	update(ctx context.Context, userID string, change func(*lockoutRecord) (bool, error)) error
 }
 
-var errLockoutConflict = errf(http.StatusServiceUnavailable, "conflict", "the account is being signed in to concurrently; retry")
+var errLockoutConflict = problem.Conflict.Because("the account is being signed in to concurrently; retry")
 
 func emptyLockout() *lockoutRecord { return &lockoutRecord{Factors: map[string]*failureCount{}} }
 

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
 
@@ -55,12 +56,11 @@ type lineage struct {
 }
 
 // errSessionEnded answers a session whose family or record is gone.
-var errSessionEnded = errf(http.StatusUnauthorized, "session_revoked", "the session of this token has ended")
+var errSessionEnded = problem.SessionRevoked.New()
 
 // errReauth answers a sensitive change from a sign-in older than
 // reauthWindow.
-var errReauth = errf(http.StatusForbidden, "reauthentication_required",
-	"this change needs a sign-in within the last 10 minutes: sign in again, then retry")
+var errReauth = problem.ReauthenticationRequired.New()
 
 // createFamily records a new sign-in's family and returns its lineage.
 func (s *Server) createFamily(ctx context.Context, userID string, amr []string, now, absolute time.Time) (*lineage, error) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/mail"
@@ -84,8 +86,7 @@ const (
 	flowStartDelay = 5 * time.Millisecond
 )
 
-var errBusy = &Error{Status: http.StatusServiceUnavailable, Code: "busy",
-	Message: "too many requests are being processed; retry shortly", RetryAfter: 5 * time.Second}
+var errBusy = problem.Busy.New().After(5 * time.Second)
 
 // acceptedBody is the one answer of send-magic-link, register and
 // forgot-password.
@@ -150,7 +151,7 @@ func (s *Server) runFlowJob(job flowJob) {
 		if err == nil {
 			return
 		}
-		var e *Error
+		var e *problem.Error
 		if errors.As(err, &e) || attempt == 4 || ctx.Err() != nil {
 			s.log.Error(err, "account mail not sent", "flow", job.name, "attempts", attempt)
 			return
@@ -230,7 +231,7 @@ type emailRequest struct {
 func readEmail(raw, field string) (string, error) {
 	email := normalizeEmail(raw)
 	if !validEmail(email) {
-		return "", errf(http.StatusBadRequest, "invalid_email", field+" must be an email address")
+		return "", problem.InvalidEmail.Because(field + " must be an email address")
 	}
 	return email, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
@@ -39,7 +41,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if strings.TrimSpace(req.Organization) == "" {
-		return errf(http.StatusBadRequest, "invalid_organization", "organization is required (an organization ID or slug)")
+		return problem.InvalidOrganization.New()
 	}
 	if err := s.checkPassword(req.Password, email); err != nil {
 		return err
@@ -93,8 +95,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	}
 	ctx := r.Context()
 	if s.members == nil {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "signup_unavailable",
-			Message: "this server cannot create memberships; ask an administrator"}
+		return problem.SignupUnavailable.New()
 	}
 	var org *directory.Org
 	var signupRef string
@@ -104,15 +105,15 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 			return errOrgNotFound
 		}
 		if !signupAllowed(org, ot.Email) {
-			return errf(http.StatusForbidden, "signup_closed", "the organization no longer accepts signups from this email domain")
+			return problem.SignupClosed.New()
 		}
 		signupRef = orgNamespace(org.Ref) + "/" + SignupMembershipName(orgName(org.Ref), ot.Email)
 		// A retry after a failure half-way finds its own Membership: go on.
 		if m, exists := s.dir.MemberAnyState(ot.Email, org.Ref); exists && m.Ref != signupRef {
 			if m.Disabled {
-				return errf(http.StatusForbidden, "membership_disabled", "your membership of this organization is disabled")
+				return problem.MembershipDisabled.New()
 			}
-			return errf(http.StatusConflict, "already_member", "you are already a member of this organization; sign in instead")
+			return problem.AlreadyMember.New()
 		}
 		return nil
 	})
@@ -140,7 +141,7 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 	if err := s.members.CreateMembership(ctx, org.Ref, ot.Email, role); err != nil {
 		if errors.Is(err, ErrMembershipRefused) {
 			s.log.Info("signup refused by the cluster", "organization", org.Slug, "reason", err.Error())
-			return errf(http.StatusConflict, "signup_refused", "the organization refused the membership; ask an administrator")
+			return problem.SignupRefused.New()
 		}
 		return fmt.Errorf("create membership in %s: %w", org.Slug, err)
 	}
@@ -150,7 +151,7 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 		member = &directory.Member{Ref: ref, OrgRef: org.Ref, Email: ot.Email, Role: role}
 		s.dir.PutMember(member)
 	case member.Disabled:
-		return errf(http.StatusForbidden, "membership_disabled", "your membership of this organization is disabled")
+		return problem.MembershipDisabled.New()
 	}
 	existing, err := s.adoptSignupPassword(ctx, ot, org)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
@@ -109,7 +111,7 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 		// The membership went away since the mail: fall back to the list.
 	}
 	if !s.hasMagicLinkOrg(ot.Email) {
-		return errf(http.StatusForbidden, "not_a_member", "you are no longer a member of an organization that allows sign-in by email")
+		return problem.NotAMember.Because("you are no longer a member of an organization that allows sign-in by email")
 	}
 	resp, err := s.startIntermediate(ctx, u, amr, nil, false)
 	if err != nil {
@@ -125,6 +127,6 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 // isRetryable reports whether err is a fault of ours or of the store (a
 // 503), after which the client may try the same token again.
 func isRetryable(err error) bool {
-	var e *Error
+	var e *problem.Error
 	return !errors.As(err, &e) || e.Status == http.StatusServiceUnavailable
 }

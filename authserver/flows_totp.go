@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -44,7 +46,7 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 			return nil, err
 		}
 		if p.Kind != kindUser {
-			return nil, errf(http.StatusForbidden, "user_session_required", "only a user session can change two-factor authentication")
+			return nil, problem.UserSessionRequired.New()
 		}
 		if err := s.requireRecentSignIn(p); err != nil {
 			return nil, err
@@ -60,22 +62,21 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 	if in.Lineage != nil && s.cfg.Now().Sub(in.Lineage.AuthTime) > reauthWindow {
 		return nil, errReauth
 	}
-	notAllowed := errf(http.StatusForbidden, "mfa_setup_not_allowed",
-		"before a session exists, two-factor authentication can be set up only for an organization that requires it")
+	notAllowed := problem.MFASetupNotAllowed.New()
 	org, ok := s.dir.OrgByRef(in.OrgRef)
 	if in.OrgRef == "" || !ok || !org.MFARequired {
 		return nil, notAllowed
 	}
 	m, ok := s.dir.MemberOf(in.Email, org.Ref)
 	if !ok {
-		return nil, errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+		return nil, problem.NotAMember.New()
 	}
 	on, err := s.totpEnabled(ctx, in.UserID)
 	if err != nil {
 		return nil, err
 	}
 	if on {
-		return nil, errf(http.StatusForbidden, "mfa_verify_required", "two-factor authentication is already on: verify a code with /auth/2fa/verify")
+		return nil, problem.MFAVerifyRequired.New()
 	}
 	return &totpActor{u: user{ID: in.UserID, Email: in.Email},
 		pending: &pending{rec: rec, in: in, token: req.IntermediateSessionToken}, m: directory.Membership{Member: m, Org: org}}, nil
@@ -137,7 +138,7 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error 
 		case c.TOTPEnabled:
 			return errTOTPOn
 		case c.TOTPSecret == "":
-			return errf(http.StatusBadRequest, "totp_not_set_up", "call /auth/2fa/setup first")
+			return problem.TOTPNotSetUp.New()
 		}
 		c.TOTPEnabled = true
 		if err := checkSecondFactor(c, req.Code, "", s.cfg.Now(), s.recoveryKey); err != nil {
@@ -151,7 +152,7 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error 
 		if a.pending != nil {
 			return s.mfaFailure(ctx, a.pending, wrong)
 		}
-		return wrong.answer(http.StatusBadRequest, "")
+		return wrong.answer(problem.InvalidCode, "")
 	}
 	if err != nil {
 		return err
@@ -178,7 +179,7 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 		return err
 	}
 	if p.Kind != kindUser {
-		return errf(http.StatusForbidden, "user_session_required", "only a user session can change two-factor authentication")
+		return problem.UserSessionRequired.New()
 	}
 	if err := s.requireRecentSignIn(p); err != nil {
 		return err
@@ -187,7 +188,7 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 		return errCodeRequired
 	}
 	if p.Org.MFARequired {
-		return errf(http.StatusForbidden, "mfa_required_by_organization", "this organization requires two-factor authentication")
+		return problem.MFARequiredByOrganization.New()
 	}
 	if wait, ok := s.limiter.allow(r.Pattern + "|email|" + p.Email); !ok {
 		return tooMany(wait)
@@ -209,7 +210,7 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 		if err := s.endSecondFactor(r.Context(), att, u, false); err != nil {
 			return err
 		}
-		return wrong.answer(http.StatusBadRequest, "")
+		return wrong.answer(problem.InvalidCode, "")
 	}
 	if err != nil {
 		return err
@@ -269,7 +270,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 	switch {
 	case req.Organization != "":
 		if m, ok = findMembership(s.dir.Memberships(in.Email), req.Organization); !ok {
-			return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+			return problem.NotAMember.New()
 		}
 	case in.OrgRef != "":
 		o, found := s.dir.OrgByRef(in.OrgRef)
@@ -278,7 +279,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		}
 		mem, found := s.dir.MemberOf(in.Email, o.Ref)
 		if !found {
-			return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+			return problem.NotAMember.New()
 		}
 		m, ok = directory.Membership{Member: mem, Org: o}, true
 	}
@@ -286,7 +287,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		return s.recordFactor(ctx, w, rec, in, req.IntermediateSessionToken, amr)
 	}
 	if !s.methodAllowed(m.Org, in.AMR) {
-		return errf(http.StatusForbidden, "auth_method_disabled", "that organization does not allow this way of signing in")
+		return problem.AuthMethodDisabled.New()
 	}
 	return s.completeLogin(ctx, w, u, amr, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
 }
@@ -322,7 +323,7 @@ func (s *Server) mfaFailure(ctx context.Context, p *pending, wrong *secondFactor
 		return err
 	}
 	if left := maxMFAFailures - in.Failures; left > 0 {
-		return wrong.answer(http.StatusUnauthorized, strconv.Itoa(left)+" attempts left")
+		return wrong.answer(problem.WrongSignInCode, strconv.Itoa(left)+" attempts left")
 	}
-	return wrong.answer(http.StatusUnauthorized, "too many wrong codes: sign in again")
+	return wrong.answer(problem.WrongSignInCode, "too many wrong codes: sign in again")
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 )
 
@@ -43,7 +45,7 @@ func FuzzParseForwardedPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p string) {
 		fp, err := parseForwardedPath(p)
 		if err != nil {
-			var e *Error
+			var e *problem.Error
 			if !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Code != "invalid_forwarded_uri" {
 				t.Fatalf("%q: error %v is not a 400 invalid_forwarded_uri", p, err)
 			}

@@ -1,9 +1,10 @@
 package authserver
 
 import (
-	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
 )
@@ -48,8 +49,8 @@ var (
 	errPathUTF8        = pathError("it is not valid UTF-8")
 )
 
-func pathError(why string) *Error {
-	return errf(http.StatusBadRequest, "invalid_forwarded_uri", "the original request's path cannot be normalised: "+why)
+func pathError(why string) *problem.Error {
+	return problem.InvalidForwardedURI.Because("the original request's path cannot be normalised: " + why)
 }
 
 // forwardedPath is a forwarded request's path in two readings. Both are

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 )
 
 // ForwardedURISource is where /verify reads the original request from:
@@ -153,11 +155,11 @@ type forwardedRequest struct {
 }
 
 var (
-	errForwardedDuplicate = errf(http.StatusBadRequest, "invalid_forwarded_uri", "the header carrying the original request appears more than once")
-	errForwardedURL       = errf(http.StatusBadRequest, "invalid_forwarded_uri", "the original URL must be an absolute http(s) URL or a path starting with /")
-	errRouteParams        = errf(http.StatusBadRequest, "invalid_route_parameters", "the route's org, role or scope is malformed or given twice")
-	errRouteParamsMode    = errf(http.StatusBadRequest, "invalid_route_parameters", "parameters on the /verify segment are read only with --forwarded-uri-source=envoy; put org, role and scope in the auth URL's query")
-	errForwardedMethod    = errf(http.StatusBadRequest, "invalid_forwarded_method", "the header carrying the original method appears more than once")
+	errForwardedDuplicate = problem.InvalidForwardedURI.Because("the header carrying the original request appears more than once")
+	errForwardedURL       = problem.InvalidForwardedURI.Because("the original URL must be an absolute http(s) URL or a path starting with /")
+	errRouteParams        = problem.InvalidRouteParameters.New()
+	errRouteParamsMode    = problem.InvalidRouteParameters.Because("parameters on the /verify segment are read only with --forwarded-uri-source=envoy; put org, role and scope in the auth URL's query")
+	errForwardedMethod    = problem.InvalidForwardedMethod.Because("the header carrying the original method appears more than once")
 )
 
 // readForwarded reads the original request from the configured source

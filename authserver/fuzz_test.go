@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 )
 
 // FuzzAuthenticate feeds arbitrary Authorization, X-API-Key and cookie
@@ -38,7 +40,7 @@ func FuzzAuthenticate(f *testing.F) {
 			}
 			return
 		}
-		var e *Error
+		var e *problem.Error
 		if !errors.As(err, &e) || (e.Status != 401 && e.Status != 403) {
 			t.Fatalf("failure %v is not a 401 or 403", err)
 		}

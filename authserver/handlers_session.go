@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
@@ -63,10 +65,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	email := normalizeEmail(req.Email)
 	if !validEmail(email) {
-		return errf(http.StatusBadRequest, "invalid_email", "email must be an email address")
+		return problem.InvalidEmail.New()
 	}
 	if req.Password == "" || len(req.Password) > 1024 {
-		return errf(http.StatusBadRequest, "invalid_password", "password is required and at most 1024 bytes")
+		return problem.InvalidPassword.New()
 	}
 	u := s.userFor(email)
 	_, creds, err := s.loadCredentials(r.Context(), u.ID)
@@ -90,7 +92,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if req.Organization != "" {
 		m, found := findMembership(ms, req.Organization)
 		if !found {
-			return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization, or it does not allow password login")
+			return problem.NotAMember.Because("you are not a member of that organization, or it does not allow password login")
 		}
 		return s.completeLogin(r.Context(), w, u, amr, m, nil)
 	}
@@ -119,7 +121,7 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	if req.OrganizationID == "" {
-		return errf(http.StatusBadRequest, "invalid_organization", "organization_id is required (an organization ID or slug)")
+		return problem.InvalidOrganization.Because("organization_id is required (an organization ID or slug)")
 	}
 	if req.IntermediateSessionToken == "" {
 		return s.switchOrganization(w, r, req.OrganizationID)
@@ -134,10 +136,10 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 		if _, exists := s.dir.Org(req.OrganizationID); !exists {
 			return errOrgNotFound
 		}
-		return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+		return problem.NotAMember.New()
 	}
 	if !s.methodAllowed(m.Org, in.AMR) {
-		return errf(http.StatusForbidden, "auth_method_disabled", "that organization does not allow this way of signing in")
+		return problem.AuthMethodDisabled.New()
 	}
 	return s.completeLogin(r.Context(), w, u, in.AMR, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
 }
@@ -156,7 +158,7 @@ func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, targ
 		return err
 	}
 	if p.Kind != kindUser {
-		return errf(http.StatusForbidden, "user_session_required", "only a user session can switch organizations")
+		return problem.UserSessionRequired.Because("only a user session can switch organizations")
 	}
 	ctx := r.Context()
 	src, err := s.liveSession(ctx, p)
@@ -165,10 +167,10 @@ func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, targ
 	}
 	m, ok := findMembership(s.dir.Memberships(p.Email), target)
 	if !ok {
-		return errf(http.StatusForbidden, "not_a_member", "you are not a member of that organization")
+		return problem.NotAMember.New()
 	}
 	if !s.methodAllowed(m.Org, src.AMR) {
-		return errf(http.StatusForbidden, "auth_method_disabled", "that organization does not allow this way of signing in")
+		return problem.AuthMethodDisabled.New()
 	}
 	lin := &lineage{FamilyID: src.FamilyID, AuthTime: src.AuthTime, AbsoluteExpiresAt: src.AbsoluteExpiresAt}
 	return s.completeLoginIn(ctx, w, user{ID: src.UserID, Email: src.Email}, src.AMR, m, nil, lin)
@@ -191,9 +193,9 @@ func (s *Server) liveSession(ctx context.Context, p *Principal) (*session, error
 	case sess.RevokedAt != nil, sess.UserID != p.UserID, sess.OrgID != p.Org.ID:
 		return nil, errSessionEnded
 	case !now.Before(sess.IdleExpiresAt), !now.Before(sess.AbsoluteExpiresAt):
-		return nil, errf(http.StatusUnauthorized, "session_expired", "the session expired; sign in again")
+		return nil, problem.SessionExpired.New()
 	case sess.FamilyID == "":
-		return nil, errf(http.StatusUnauthorized, "session_expired", "this session predates session families; sign in again to switch")
+		return nil, problem.SessionExpired.Because("this session predates session families; sign in again to switch")
 	}
 	return &sess, nil
 }
@@ -228,7 +230,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if req.RefreshToken == "" {
-		return errf(http.StatusUnauthorized, "invalid_refresh_token", "refresh_token is required, in the body or the refresh cookie")
+		return problem.InvalidRefreshToken.Because("refresh_token is required, in the body or the refresh cookie")
 	}
 	// A refresh driven by a cookie is a browser request another site could
 	// forge; it must carry the CSRF token of the session it refreshes.
@@ -249,7 +251,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 // handleLogout is POST /auth/logout: revokes the session, clears cookies.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	if p.Kind != kindUser {
-		return errf(http.StatusForbidden, "user_session_required", "API keys have no session to log out of")
+		return problem.UserSessionRequired.Because("API keys have no session to log out of")
 	}
 	if err := s.revokeSession(r.Context(), p.SessionID, "logout"); err != nil {
 		return err

@@ -5,10 +5,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/api/consts"
 )
 
-var errWrongOrganization = errf(http.StatusForbidden, "wrong_organization", "the credential belongs to another organization")
+var errWrongOrganization = problem.WrongOrganization.New()
 
 // handleVerify is /verify, forward-auth for ingress controllers and
 // gateways. It reads the original request from the deployment's one
@@ -60,14 +62,14 @@ func (s *Server) authorizeForwarded(p *Principal, fwd *forwardedRequest) error {
 	if want := fwd.role; want != "" {
 		need, ok := p.Org.Role(want)
 		if !ok {
-			return errf(http.StatusBadRequest, "invalid_role", "the route's role names no role of this organization")
+			return problem.InvalidRole.New()
 		}
 		if rank := s.rank(p); rank < need.Rank {
-			return errf(http.StatusForbidden, "insufficient_role", "this needs role "+want+" or higher; the credential has "+s.roleName(p))
+			return problem.InsufficientRole.Because("this needs role " + want + " or higher; the credential has " + s.roleName(p))
 		}
 	}
 	if want := fwd.scope; want != "" && p.Kind == kindAPIKey && !slices.Contains(p.Scopes, want) {
-		return errf(http.StatusForbidden, "insufficient_scope", "this needs scope "+want+"; the key has "+strings.Join(p.Scopes, ","))
+		return problem.InsufficientScope.Because("this needs scope " + want + "; the key has " + strings.Join(p.Scopes, ","))
 	}
 	return nil
 }

@@ -2,11 +2,12 @@ package authserver
 
 import (
 	"context"
-	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 )
 
 // Password hashing is the one thing a client can make the server do that
@@ -33,8 +34,7 @@ const (
 )
 
 // errHashBusy sheds a request when every slot and the queue are taken.
-var errHashBusy = &Error{Status: http.StatusServiceUnavailable, Code: "busy",
-	Message: "the server is busy checking passwords; retry shortly", RetryAfter: 2 * time.Second}
+var errHashBusy = problem.Busy.Because("the server is busy checking passwords; retry shortly").After(2 * time.Second)
 
 // hashPool bounds the argon2 hashes running at once.
 type hashPool struct {

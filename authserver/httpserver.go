@@ -11,6 +11,8 @@ import (
 	"path"
 	"strconv"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 )
 
 // The HTTP server around the handler: timeouts that cut off clients that
@@ -113,7 +115,7 @@ func (s *Server) canonical(mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {
 			w.Header().Set("Allow", "GET, HEAD, POST")
-			s.writeError(w, r, errf(http.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported"))
+			s.writeError(w, r, problem.MethodNotAllowed.Because("CONNECT is not supported"))
 			return
 		}
 		p := r.URL.EscapedPath()
@@ -125,7 +127,7 @@ func (s *Server) canonical(mux http.Handler) http.Handler {
 			verify.ServeHTTP(w, r)
 			return
 		}
-		s.writeError(w, r, errf(http.StatusNotFound, "not_found", "no such endpoint (the path must not hold empty or dot segments)"))
+		s.writeError(w, r, problem.NotFound.Because("no such endpoint (the path must not hold empty or dot segments)"))
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
@@ -83,7 +85,7 @@ func (s *Server) orgList(email string) []orgInfo {
 // loadIntermediate reads a live intermediate session by its token.
 func (s *Server) loadIntermediate(ctx context.Context, raw string) (*store.Record, *intermediate, error) {
 	id, secret, ok := token.ParseOpaque(token.PrefixIntermediate, raw)
-	invalid := errf(http.StatusUnauthorized, "token_invalid", "the intermediate session token is malformed or unknown")
+	invalid := problem.TokenInvalid.New()
 	if !ok {
 		return nil, nil, invalid
 	}
@@ -99,17 +101,17 @@ func (s *Server) loadIntermediate(ctx context.Context, raw string) (*store.Recor
 		return nil, nil, invalid
 	}
 	if in.Spent {
-		return nil, nil, errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+		return nil, nil, problem.TokenUsed.New()
 	}
 	if !s.cfg.Now().Before(in.ExpiresAt) {
-		return nil, nil, errf(http.StatusUnauthorized, "token_expired", "the intermediate session token has expired; sign in again")
+		return nil, nil, problem.TokenExpired.Because("the intermediate session token has expired; sign in again")
 	}
 	return rec, &in, nil
 }
 
 // errIntermediateUsed answers an intermediate session that was spent,
 // or that a concurrent request was spending.
-var errIntermediateUsed = errf(http.StatusUnauthorized, "token_used", "the intermediate session token was already used")
+var errIntermediateUsed = problem.TokenUsed.New()
 
 // changeIntermediate applies change to a live intermediate session; one
 // spent meanwhile (by a concurrent request) answers token_used.

@@ -2,9 +2,10 @@ package authserver
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
@@ -51,8 +52,7 @@ const (
 )
 
 // errAccountLocked answers every attempt of a locked factor.
-var errAccountLocked = errf(http.StatusForbidden, "account_locked",
-	"too many failed sign-in attempts: reset the password (POST /auth/forgot-password) to unlock the account")
+var errAccountLocked = problem.AccountLocked.New()
 
 // failureCount is one factor's consecutive failures.
 type failureCount struct {
@@ -78,7 +78,7 @@ func lockoutDelay(f int) time.Duration {
 }
 
 // refusal is the answer to an attempt while c holds, or nil.
-func refusal(c *failureCount, now time.Time) *Error {
+func refusal(c *failureCount, now time.Time) *problem.Error {
 	if c == nil {
 		return nil
 	}
@@ -87,9 +87,7 @@ func refusal(c *failureCount, now time.Time) *Error {
 	}
 	if wait := c.Last.Add(lockoutDelay(c.Failures)).Sub(now); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
-		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_failures",
-			Message:    "too many failed attempts for this account; retry after " + strconv.Itoa(secs) + "s",
-			RetryAfter: time.Duration(secs) * time.Second}
+		return problem.TooManyFailures.Because("too many failed attempts for this account; retry after " + strconv.Itoa(secs) + "s").After(time.Duration(secs) * time.Second)
 	}
 	return nil
 }

@@ -2,9 +2,10 @@ package authserver
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
 )
@@ -60,7 +61,7 @@ func (r *memberRemovals) endedBefore(email, orgRef string, created time.Time) bo
 
 // errMembershipInactive answers a token or session whose membership was
 // disabled or removed.
-var errMembershipInactive = errf(http.StatusUnauthorized, "membership_inactive", "the membership behind this token was disabled or removed")
+var errMembershipInactive = problem.MembershipInactive.New()
 
 // memberRemoved is the directory's hook for a membership that was deleted
 // or disabled. It must not block: it runs on the informer's goroutine.

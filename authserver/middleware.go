@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 )
 
 // maxBody is the largest request body accepted (413 above it).
@@ -104,7 +106,7 @@ func (s *Server) limited(field string, h handlerFunc) handlerFunc {
 			return h(w, r) // the handler's decoder answers the malformed body
 		}
 		if peek.Email != nil && peek.EmailAddress != nil {
-			return errf(http.StatusBadRequest, "conflicting_fields", "send either email or email_address, not both")
+			return problem.ConflictingFields.New()
 		}
 		var raw json.RawMessage
 		switch field {
@@ -125,9 +127,8 @@ func (s *Server) limited(field string, h handlerFunc) handlerFunc {
 	}
 }
 
-func tooMany(wait time.Duration) *Error {
-	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
-		Message: "too many requests; retry after " + strconv.Itoa(int(wait.Seconds()+0.999)) + "s", RetryAfter: max(wait, time.Second)}
+func tooMany(wait time.Duration) *problem.Error {
+	return problem.RateLimited.Because("too many requests; retry after " + strconv.Itoa(int(wait.Seconds()+0.999)) + "s").After(max(wait, time.Second))
 }
 
 // readBody reads a JSON request body: 415 for another content type, 413
@@ -137,24 +138,24 @@ func readBody(r *http.Request) ([]byte, error) {
 	if ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+			return nil, problem.UnsupportedMediaType.New()
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, errf(http.StatusRequestEntityTooLarge, "body_too_large", "the body must be at most 1 MiB")
+			return nil, problem.BodyTooLarge.New()
 		}
-		return nil, errf(http.StatusBadRequest, "invalid_body", "the body could not be read")
+		return nil, problem.InvalidBody.New()
 	}
 	if ct == "" && len(bytes.TrimSpace(body)) > 0 {
-		return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+		return nil, problem.UnsupportedMediaType.New()
 	}
 	if !utf8.Valid(body) {
 		// JSON is UTF-8 (RFC 8259); decoding would turn every invalid
 		// byte into U+FFFD and make different inputs equal.
-		return nil, errf(http.StatusBadRequest, "invalid_body", "the body must be UTF-8")
+		return nil, problem.InvalidBody.Because("the body must be UTF-8")
 	}
 	return body, nil
 }
@@ -170,7 +171,7 @@ func decode(r *http.Request, v any) error {
 		return nil
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return errf(http.StatusBadRequest, "invalid_json", "the body is not valid JSON for this endpoint: "+jsonProblem(err))
+		return problem.InvalidJSON.Because("the body is not valid JSON for this endpoint: " + jsonProblem(err))
 	}
 	return nil
 }

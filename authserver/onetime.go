@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
 
@@ -36,9 +37,9 @@ const (
 
 // The answers to a one-time token that cannot be used.
 var (
-	errTokenInvalid = errf(http.StatusUnauthorized, "token_invalid", "the token is malformed or unknown")
-	errTokenUsed    = errf(http.StatusUnauthorized, "token_used", "the token was already used; ask for a new one")
-	errTokenExpired = errf(http.StatusUnauthorized, "token_expired", "the token has expired; ask for a new one")
+	errTokenInvalid = problem.TokenInvalid.Because("the token is malformed or unknown")
+	errTokenUsed    = problem.TokenUsed.Because("the token was already used; ask for a new one")
+	errTokenExpired = problem.TokenExpired.Because("the token has expired; ask for a new one")
 )
 
 // oneTime is the record of a mailed token. Only the hash of its secret is
@@ -133,7 +134,7 @@ func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, raw string
 	case errors.Is(err, store.ErrConflict):
 		return nil, nil, errTokenUsed
 	case err != nil:
-		var e *Error
+		var e *problem.Error
 		if errors.As(err, &e) {
 			return nil, nil, err
 		}

@@ -1,10 +1,11 @@
 package authserver
 
 import (
-	"net/http"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -39,7 +40,7 @@ func checkPasswordEncoding(p string) error {
 	// surrogates, that are no characters: refusing it keeps two different
 	// inputs from becoming one password.
 	if !utf8.ValidString(p) || strings.ContainsRune(p, utf8.RuneError) {
-		return errf(http.StatusBadRequest, "invalid_password", "the password must be valid UTF-8 text")
+		return problem.InvalidPassword.Because("the password must be valid UTF-8 text")
 	}
 	return nil
 }

@@ -2,10 +2,11 @@ package authserver
 
 import (
 	_ "embed"
-	"net/http"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 )
 
 // maxPasswordRunes is the longest password accepted; NIST SP 800-63B asks
@@ -63,6 +64,6 @@ func (s *Server) checkPassword(password, email string) error {
 	return nil
 }
 
-func weakPassword(msg string) *Error {
-	return errf(http.StatusBadRequest, "weak_password", msg)
+func weakPassword(msg string) *problem.Error {
+	return problem.WeakPassword.Because(msg)
 }

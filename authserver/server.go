@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
@@ -215,7 +217,7 @@ func (s *Server) routes() http.Handler {
 				allow += ", HEAD"
 			}
 			w.Header().Set("Allow", allow)
-			s.writeError(w, r, errf(http.StatusMethodNotAllowed, "method_not_allowed", "use "+method+" for this endpoint"))
+			s.writeError(w, r, problem.MethodNotAllowed.Because("use "+method+" for this endpoint"))
 		})))
 	}
 	handle("GET /health", http.HandlerFunc(s.handleHealth))
@@ -239,7 +241,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /auth/2fa/disable", s.authenticated(s.handleTOTPDisable))
 	handle("POST /auth/2fa/verify", s.public(s.limited("", s.handleTOTPVerify)))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errf(http.StatusNotFound, "not_found", "no such endpoint"))
+		s.writeError(w, r, problem.NotFound.New())
 	})))
 	// /verify, any method, and in Envoy mode /verify;params/<original
 	// path>: ahead of the mux and of canonical, which would refuse an

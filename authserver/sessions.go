@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
 
@@ -104,7 +105,7 @@ func (s *Server) startSession(ctx context.Context, u user, org *directory.Org, r
 	}
 	absolute = minTime(absolute, lin.AbsoluteExpiresAt)
 	if !now.Before(absolute) {
-		return nil, errf(http.StatusUnauthorized, "session_expired", "the sign-in this session came from has expired; sign in again")
+		return nil, problem.SessionExpired.Because("the sign-in this session came from has expired; sign in again")
 	}
 	raw, id, hash := token.NewOpaque(token.PrefixRefresh)
 	sess := &session{
@@ -132,8 +133,7 @@ func (s *Server) sessionResponse(sid string, sess *session, refreshToken string,
 		key = ks.Active(now)
 	}
 	if key == nil {
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "organization_not_ready",
-			Message: "the organization has no signing key yet; retry shortly", RetryAfter: 2 * time.Second}
+		return nil, problem.OrganizationNotReady.New()
 	}
 	exp := now.Add(org.AccessTTL)
 	rd, _ := org.Role(role)
@@ -164,7 +164,7 @@ func (s *Server) sessionResponse(sid string, sess *session, refreshToken string,
 func (s *Server) refresh(ctx context.Context, raw string) (*sessionResponse, error) {
 	id, secret, ok := token.ParseOpaque(token.PrefixRefresh, raw)
 	if !ok {
-		return nil, errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
+		return nil, problem.InvalidRefreshToken.New()
 	}
 	sid := sessionIDPrefix + id
 	// The family never changes, so it is checked once, before the update
@@ -190,23 +190,23 @@ func (s *Server) refresh(ctx context.Context, raw string) (*sessionResponse, err
 	_, sess, err := store.Modify(ctx, s.store, store.KindSession, sid, func(rec *store.Record, sess *session) error {
 		now = s.cfg.Now().UTC()
 		if sess.RevokedAt != nil {
-			return errf(http.StatusUnauthorized, "session_revoked", "the session has ended; log in again")
+			return problem.SessionRevoked.Because("the session has ended; log in again")
 		}
 		if !token.SecretMatches(secret, sess.RefreshHash) {
 			spent = *sess
 			return errSpnt
 		}
 		if !now.Before(sess.IdleExpiresAt) || !now.Before(sess.AbsoluteExpiresAt) {
-			return errf(http.StatusUnauthorized, "refresh_token_expired", "the session expired; log in again")
+			return problem.RefreshTokenExpired.New()
 		}
 		var ok bool
 		org, ok = s.dir.OrgByRef(sess.OrgRef)
 		if !ok || org.ID != sess.OrgID {
-			return errf(http.StatusUnauthorized, "session_revoked", "the session's organization no longer exists")
+			return problem.SessionRevoked.Because("the session's organization no longer exists")
 		}
 		m, ok := s.dir.MemberOf(sess.Email, org.Ref)
 		if !ok || s.removals.endedBefore(sess.Email, org.Ref, sess.CreatedAt) {
-			return errf(http.StatusUnauthorized, "membership_inactive", "the membership was disabled or removed")
+			return problem.MembershipInactive.Because("the membership was disabled or removed")
 		}
 		role = m.Role
 		var nextHash string
@@ -226,9 +226,9 @@ func (s *Server) refresh(ctx context.Context, raw string) (*sessionResponse, err
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errInvalidRefresh
 	case errors.Is(err, store.ErrConflict):
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "conflict", Message: "the session is being changed concurrently; retry", RetryAfter: time.Second}
+		return nil, problem.Conflict.Because("the session is being changed concurrently; retry")
 	case err != nil:
-		var e *Error
+		var e *problem.Error
 		if errors.As(err, &e) {
 			return nil, err
 		}
@@ -238,7 +238,7 @@ func (s *Server) refresh(ctx context.Context, raw string) (*sessionResponse, err
 	return s.sessionResponse(sid, sess, next, org, role)
 }
 
-var errInvalidRefresh = errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
+var errInvalidRefresh = problem.InvalidRefreshToken.New()
 
 // refreshMismatch handles a refresh token that is not the current one. A
 // spent token of this session inside the grace window is a client retrying
@@ -250,7 +250,7 @@ func (s *Server) refreshMismatch(ctx context.Context, sid string, sess *session,
 			continue
 		}
 		if i == len(sess.Spent)-1 && now.Sub(sess.Spent[i].At) <= s.cfg.RefreshGrace {
-			return errf(http.StatusUnauthorized, "refresh_token_spent", "this refresh token was just used; use the newest one")
+			return problem.RefreshTokenSpent.New()
 		}
 		if err := s.revokeSessionRecord(ctx, sid, "refresh_token_reused"); err != nil {
 			return err
@@ -258,9 +258,9 @@ func (s *Server) refreshMismatch(ctx context.Context, sid string, sess *session,
 		if err := s.revokeFamily(ctx, sess.UserID, sess.FamilyID, "refresh_token_reused"); err != nil {
 			return err
 		}
-		return errf(http.StatusUnauthorized, "refresh_token_reused", "a used refresh token was presented again; the session is revoked")
+		return problem.RefreshTokenReused.New()
 	}
-	return errf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is malformed or unknown")
+	return problem.InvalidRefreshToken.New()
 }
 
 // revokeSessionRecord marks a session revoked. A session already gone

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/problem"
+
 	"github.com/tenantauth/tenantauth/internal/b32"
 
 	"github.com/pquerna/otp"
@@ -37,9 +39,9 @@ const (
 
 // The answers to a second factor that does not check out.
 var (
-	errCodeRequired = errf(http.StatusBadRequest, "invalid_code", "code (or recovery_code) is required")
-	errTOTPNotOn    = errf(http.StatusBadRequest, "totp_not_enabled", "two-factor authentication is not turned on for this user")
-	errTOTPOn       = errf(http.StatusConflict, "totp_already_enabled", "two-factor authentication is already on; disable it first to set it up again")
+	errCodeRequired = problem.InvalidCode.New()
+	errTOTPNotOn    = problem.TOTPNotEnabled.New()
+	errTOTPOn       = problem.TOTPAlreadyEnabled.New()
 )
 
 // secondFactorError is a wrong, replayed or unknown code. It is answered
@@ -48,7 +50,7 @@ type secondFactorError struct{ replay bool }
 
 func (e *secondFactorError) Error() string { return "wrong second factor" }
 
-func (e *secondFactorError) answer(status int, detail string) *Error {
+func (e *secondFactorError) answer(c problem.Code, detail string) *problem.Error {
 	msg := "the code is wrong or expired"
 	if e.replay {
 		msg = "the code was already used; wait for the next one"
@@ -56,7 +58,7 @@ func (e *secondFactorError) answer(status int, detail string) *Error {
 	if detail != "" {
 		msg += "; " + detail
 	}
-	return errf(status, "invalid_code", msg)
+	return c.Because(msg)
 }
 
 // newTOTPKey makes a fresh TOTP key for an account.
