@@ -124,16 +124,17 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 		// Not the client that chose the password: keep none of it.
 		ot.PasswordHash = ""
 	}
-	if err := s.finishSignup(ctx, w, ot, org, signupRef); err != nil {
+	o, err := s.finishSignup(ctx, ot, org, signupRef)
+	if err != nil {
 		if isRetryable(err) {
 			s.unspend(ctx, rec, ot)
 		}
 		return err
 	}
-	return nil
+	return s.writeOutcome(w, o, nil)
 }
 
-func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *oneTime, org *directory.Org, ref string) error {
+func (s *Server) finishSignup(ctx context.Context, ot *oneTime, org *directory.Org, ref string) (*loginOutcome, error) {
 	role := org.DefaultRole
 	if role == "" {
 		role = consts.DefaultRole
@@ -141,9 +142,9 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 	if err := s.members.CreateMembership(ctx, org.Ref, ot.Email, role); err != nil {
 		if errors.Is(err, ErrMembershipRefused) {
 			s.log.Info("signup refused by the cluster", "organization", org.Slug, "reason", err.Error())
-			return problem.SignupRefused.New()
+			return nil, problem.SignupRefused.New()
 		}
-		return fmt.Errorf("create membership in %s: %w", org.Slug, err)
+		return nil, fmt.Errorf("create membership in %s: %w", org.Slug, err)
 	}
 	member, ok := s.dir.MemberAnyState(ot.Email, org.Ref)
 	switch {
@@ -151,18 +152,18 @@ func (s *Server) finishSignup(ctx context.Context, w http.ResponseWriter, ot *on
 		member = &directory.Member{Ref: ref, OrgRef: org.Ref, Email: ot.Email, Role: role}
 		s.dir.PutMember(member)
 	case member.Disabled:
-		return problem.MembershipDisabled.New()
+		return nil, problem.MembershipDisabled.New()
 	}
 	existing, err := s.adoptSignupPassword(ctx, ot, org)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if existing {
 		if err := s.deliver(ctx, addedToOrgMail(s, ot.Email, org)); err != nil {
 			s.log.Error(err, "could not queue the added-to-organization notice", "organization", org.Slug)
 		}
 	}
-	return s.completeLogin(ctx, w, user{ID: ot.UserID, Email: ot.Email}, []string{"email"}, directory.Membership{Member: member, Org: org}, nil)
+	return s.completeLogin(ctx, user{ID: ot.UserID, Email: ot.Email}, []string{"email"}, directory.Membership{Member: member, Org: org}, nil)
 }
 
 // errKeepCredentials stops UpdateCredentials without a write.

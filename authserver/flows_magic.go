@@ -101,11 +101,11 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 	if ot.OrgRef != "" {
 		if o, ok := s.dir.OrgByRef(ot.OrgRef); ok && o.MagicLink {
 			if m, ok := s.dir.MemberOf(ot.Email, o.Ref); ok {
-				err := s.completeLogin(ctx, w, u, amr, directory.Membership{Member: m, Org: o}, nil)
+				out, err := s.completeLogin(ctx, u, amr, directory.Membership{Member: m, Org: o}, nil)
 				if err != nil && isRetryable(err) {
 					s.unspend(ctx, rec, ot)
 				}
-				return err
+				return s.answer(w, out, err)
 			}
 		}
 		// The membership went away since the mail: fall back to the list.

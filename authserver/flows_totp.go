@@ -161,13 +161,11 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error 
 		writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
 		return nil
 	}
-	c := &capture{w: w, status: http.StatusOK}
-	amr := withAMR(a.pending.in.AMR, "otp")
-	if err := s.completeLogin(ctx, c, a.u, amr, a.m, a.pending); err != nil {
+	out, err := s.completeLogin(ctx, a.u, withAMR(a.pending.in.AMR, "otp"), a.m, a.pending)
+	if err != nil {
 		return err
 	}
-	c.writeWith(map[string]any{"recovery_codes": codes})
-	return nil
+	return s.writeOutcome(w, out, map[string]any{"recovery_codes": codes})
 }
 
 // handleTOTPDisable is POST /auth/2fa/disable: a current code (or a
@@ -284,29 +282,30 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		m, ok = directory.Membership{Member: mem, Org: o}, true
 	}
 	if !ok {
-		return s.recordFactor(ctx, w, rec, in, req.IntermediateSessionToken, amr)
+		out, err := s.recordFactor(ctx, rec, req.IntermediateSessionToken, amr)
+		return s.answer(w, out, err)
 	}
 	if !s.methodAllowed(m.Org, in.AMR) {
 		return problem.AuthMethodDisabled.New()
 	}
-	return s.completeLogin(ctx, w, u, amr, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
+	out, err := s.completeLogin(ctx, u, amr, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
+	return s.answer(w, out, err)
 }
 
 // recordFactor keeps the proven second factor on an intermediate session
 // whose organization is not chosen yet, and answers it again.
-func (s *Server) recordFactor(ctx context.Context, w http.ResponseWriter, rec *store.Record, in *intermediate, raw string, amr []string) error {
+func (s *Server) recordFactor(ctx context.Context, rec *store.Record, raw string, amr []string) (*loginOutcome, error) {
 	in, err := s.changeIntermediate(ctx, rec.ID, func(in *intermediate) error {
 		in.AMR = amr
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, &intermediateResponse{
+	return &loginOutcome{intermediate: &intermediateResponse{
 		IntermediateSessionToken: raw, ExpiresIn: int(in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
 		User: userInfo{ID: in.UserID, Email: in.Email}, Organizations: s.orgList(in.Email), MFARequired: false,
-	})
-	return nil
+	}}, nil
 }
 
 // mfaFailure counts a wrong code against the intermediate session; the

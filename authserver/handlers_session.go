@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -94,10 +95,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		if !found {
 			return problem.NotAMember.Because("you are not a member of that organization, or it does not allow password login")
 		}
-		return s.completeLogin(r.Context(), w, u, amr, m, nil)
+		out, err := s.completeLogin(r.Context(), u, amr, m, nil)
+		return s.answer(w, out, err)
 	}
 	if len(ms) == 1 {
-		return s.completeLogin(r.Context(), w, u, amr, ms[0], nil)
+		out, err := s.completeLogin(r.Context(), u, amr, ms[0], nil)
+		return s.answer(w, out, err)
 	}
 	resp, err := s.startIntermediate(r.Context(), u, amr, nil, false)
 	if err != nil {
@@ -141,7 +144,8 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 	if !s.methodAllowed(m.Org, in.AMR) {
 		return problem.AuthMethodDisabled.New()
 	}
-	return s.completeLogin(r.Context(), w, u, in.AMR, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
+	out, err := s.completeLogin(r.Context(), u, in.AMR, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
+	return s.answer(w, out, err)
 }
 
 // switchOrganization exchanges the caller's session for one in another of
@@ -173,7 +177,8 @@ func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, targ
 		return problem.AuthMethodDisabled.New()
 	}
 	lin := &lineage{FamilyID: src.FamilyID, AuthTime: src.AuthTime, AbsoluteExpiresAt: src.AbsoluteExpiresAt}
-	return s.completeLoginIn(ctx, w, user{ID: src.UserID, Email: src.Email}, src.AMR, m, nil, lin)
+	out, err := s.completeLoginIn(ctx, user{ID: src.UserID, Email: src.Email}, src.AMR, m, nil, lin)
+	return s.answer(w, out, err)
 }
 
 // liveSession reads the principal's session for a switch: it must be the
@@ -280,13 +285,53 @@ func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, p *Principal) 
 
 // writeSession answers a session response and sets both cookies.
 func (s *Server) writeSession(w http.ResponseWriter, status int, resp *sessionResponse) {
+	s.setSessionCookies(w, resp)
+	writeJSON(w, status, resp)
+}
+
+// setSessionCookies sets the access-token and refresh-token cookies.
+func (s *Server) setSessionCookies(w http.ResponseWriter, resp *sessionResponse) {
 	secure := !strings.HasPrefix(s.cfg.PublicURL, "http://")
 	exp, _ := time.Parse(time.RFC3339, resp.Session.ExpiresAt)
 	http.SetCookie(w, &http.Cookie{Name: s.cfg.SessionCookieName, Value: resp.AccessToken, Path: "/",
 		Domain: s.cfg.CookieDomain, Expires: exp, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	http.SetCookie(w, &http.Cookie{Name: s.cfg.RefreshCookieName, Value: resp.RefreshToken, Path: s.cfg.PathPrefix + "/auth",
 		Domain: s.cfg.CookieDomain, HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
-	writeJSON(w, status, resp)
+}
+
+// writeOutcome answers a finished sign-in: the session response with its
+// cookies, or the intermediate response. extra fields (the recovery codes
+// of a TOTP enrolment) join the JSON body.
+func (s *Server) writeOutcome(w http.ResponseWriter, o *loginOutcome, extra map[string]any) error {
+	var body any = o.intermediate
+	if o.session != nil {
+		s.setSessionCookies(w, o.session)
+		body = o.session
+	}
+	if extra != nil {
+		m := map[string]any{}
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		body = m
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// answer writes out, or returns err for the error writer.
+func (s *Server) answer(w http.ResponseWriter, out *loginOutcome, err error) error {
+	if err != nil {
+		return err
+	}
+	return s.writeOutcome(w, out, nil)
 }
 
 // clearCookies expires both cookies.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
@@ -150,56 +149,61 @@ type pending struct {
 // A presented intermediate session is spent only when a session is made.
 // The session starts a family unless the intermediate session continues
 // one.
-func (s *Server) completeLogin(ctx context.Context, w http.ResponseWriter, u user, amr []string, m directory.Membership, p *pending) error {
+func (s *Server) completeLogin(ctx context.Context, u user, amr []string, m directory.Membership, p *pending) (*loginOutcome, error) {
 	var lin *lineage
 	if p != nil {
 		lin = p.in.Lineage
 	}
-	return s.completeLoginIn(ctx, w, u, amr, m, p, lin)
+	return s.completeLoginIn(ctx, u, amr, m, p, lin)
 }
 
 // completeLoginIn is completeLogin for a session in the family lin (nil: a
 // new family). When the store cannot say whether a second factor is owed,
 // the answer is its error (503), never a session.
-func (s *Server) completeLoginIn(ctx context.Context, w http.ResponseWriter, u user, amr []string, m directory.Membership, p *pending, lin *lineage) error {
+func (s *Server) completeLoginIn(ctx context.Context, u user, amr []string, m directory.Membership, p *pending, lin *lineage) (*loginOutcome, error) {
 	owed, err := s.mfaOwed(ctx, u, amr, m.Org)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if owed {
 		if p == nil {
 			resp, err := s.startIntermediateIn(ctx, u, amr, m.Org, true, lin)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			writeJSON(w, http.StatusOK, resp)
-			return nil
+			return &loginOutcome{intermediate: resp}, nil
 		}
 		in, err := s.changeIntermediate(ctx, p.rec.ID, func(in *intermediate) error {
 			in.OrgRef = m.Org.Ref
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p.in = in
-		writeJSON(w, http.StatusOK, &intermediateResponse{
+		return &loginOutcome{intermediate: &intermediateResponse{
 			IntermediateSessionToken: p.token, ExpiresIn: int(p.in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
 			User: userInfo{ID: u.ID, Email: u.Email}, Organizations: s.orgList(u.Email), MFARequired: true,
-		})
-		return nil
+		}}, nil
 	}
 	if p != nil {
 		if err := s.spendIntermediate(ctx, p.rec.ID); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	resp, err := s.startSession(ctx, u, m.Org, m.Member.Role, amr, lin)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.writeSession(w, http.StatusOK, resp)
-	return nil
+	return &loginOutcome{session: resp}, nil
+}
+
+// loginOutcome is how a proven sign-in ends: a session, or an
+// intermediate session while an organization or a second factor is owed.
+// The HTTP layer writes it (writeOutcome).
+type loginOutcome struct {
+	session      *sessionResponse
+	intermediate *intermediateResponse
 }
 
 // mfaOwed reports whether u must still pass TOTP for org: when the user

@@ -8,9 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"image/png"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -188,26 +186,4 @@ func withAMR(amr []string, method string) []string {
 		}
 	}
 	return append(out, method)
-}
-
-// capture keeps a handler's answer so fields can be added to its JSON
-// body; headers (cookies) go straight to the real writer.
-type capture struct {
-	w      http.ResponseWriter
-	status int
-	body   bytes.Buffer
-}
-
-func (c *capture) Header() http.Header         { return c.w.Header() }
-func (c *capture) WriteHeader(status int)      { c.status = status }
-func (c *capture) Write(b []byte) (int, error) { return c.body.Write(b) }
-
-// writeWith answers the captured body with extra fields added.
-func (c *capture) writeWith(extra map[string]any) {
-	body := map[string]any{}
-	_ = json.Unmarshal(c.body.Bytes(), &body)
-	for k, v := range extra {
-		body[k] = v
-	}
-	writeJSON(c.w, c.status, body)
 }
