@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
@@ -137,7 +139,7 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*Principal,
 	}
 	m, ok := s.dir.MemberOf(c.Email, org.Ref)
 	if !ok {
-		return nil, errMembershipInactive
+		return nil, session.ErrMembershipInactive
 	}
 	f, err := s.checkSessionFor(ctx, c, org)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 	"github.com/tenantauth/tenantauth/authserver/store"
 	"github.com/tenantauth/tenantauth/authserver/token"
@@ -62,17 +64,17 @@ func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 // that its membership was not removed after it was made. It returns the
 // session's facts.
 func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *directory.Org) (*sessionFacts, error) {
-	if !token.ValidRecordID(sessionIDPrefix, c.SessionID) {
+	if !token.ValidRecordID(session.IDPrefix, c.SessionID) {
 		return nil, errInvalidToken
 	}
 	rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, errSessionEnded
+		return nil, session.ErrEnded
 	case err != nil:
 		return nil, fmt.Errorf("read session: %w", err)
 	case rec.Revoked:
-		return nil, errSessionEnded
+		return nil, session.ErrEnded
 	}
 	f, err := s.facts.facts(rec)
 	if err != nil {
@@ -81,10 +83,10 @@ func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *dire
 	if rec.UserID != c.Subject || f.UserID != c.Subject || f.OrgID != c.OrgID || f.Email != c.Email {
 		return nil, errInvalidToken
 	}
-	if s.removals.endedBefore(c.Email, org.Ref, f.CreatedAt) {
-		return nil, errMembershipInactive
+	if s.sessions.EndedBefore(c.Email, org.Ref, f.CreatedAt) {
+		return nil, session.ErrMembershipInactive
 	}
-	if err := s.checkFamily(ctx, f.FamilyID); err != nil {
+	if err := s.sessions.CheckFamily(ctx, f.FamilyID); err != nil {
 		return nil, err
 	}
 	return f, nil

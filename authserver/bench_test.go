@@ -113,7 +113,7 @@ func BenchmarkRefresh(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		resp, err := h.srv.refresh(ctx, rt)
+		resp, err := h.srv.sessions.Refresh(ctx, rt)
 		if err != nil {
 			b.Fatal(err)
 		}

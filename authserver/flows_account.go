@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
@@ -163,7 +165,7 @@ func (s *Server) finishSignup(ctx context.Context, ot *oneTime, org *directory.O
 			s.log.Error(err, "could not queue the added-to-organization notice", "organization", org.Slug)
 		}
 	}
-	return s.completeLogin(ctx, user{ID: ot.UserID, Email: ot.Email}, []string{"email"}, directory.Membership{Member: member, Org: org}, nil)
+	return s.completeLogin(ctx, session.User{ID: ot.UserID, Email: ot.Email}, []string{"email"}, directory.Membership{Member: member, Org: org}, nil)
 }
 
 // errKeepCredentials stops UpdateCredentials without a write.
@@ -273,7 +275,7 @@ func (s *Server) applyReset(ctx context.Context, userID, hash string) error {
 	}); err != nil {
 		return err
 	}
-	if err := s.RevokeUserSessions(ctx, userID, "password_reset"); err != nil {
+	if err := s.sessions.RevokeUserSessions(ctx, userID, "password_reset"); err != nil {
 		return err
 	}
 	if err := s.clearLockout(ctx, userID); err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/mail"
@@ -149,7 +151,7 @@ func BenchmarkTOTPVerify(b *testing.B) {
 		}); err != nil {
 			b.Fatal(err)
 		}
-		resp, err := h.srv.startIntermediate(ctx, u, []string{"pwd"}, org, true)
+		resp, err := h.srv.sessions.StartIntermediate(ctx, u, []string{"pwd"}, org, true)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -191,7 +193,7 @@ func BenchmarkAuthenticateMagicLinkExchange(b *testing.B) {
 		if err != nil || status != http.StatusOK {
 			return fmt.Errorf("authenticate: %d %s %v", status, body, err)
 		}
-		var in intermediateResponse
+		var in session.IntermediateResponse
 		_ = json.Unmarshal(body, &in)
 		status, body, err = flowPost(c, h.http.URL+"/users/exchange-session",
 			map[string]string{"intermediate_session_token": in.IntermediateSessionToken, "organization_id": "acme"})

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
@@ -96,7 +98,7 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	u := user{ID: ot.UserID, Email: ot.Email}
+	u := session.User{ID: ot.UserID, Email: ot.Email}
 	amr := []string{"email"}
 	if ot.OrgRef != "" {
 		if o, ok := s.dir.OrgByRef(ot.OrgRef); ok && o.MagicLink {
@@ -113,7 +115,7 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 	if !s.hasMagicLinkOrg(ot.Email) {
 		return problem.NotAMember.Because("you are no longer a member of an organization that allows sign-in by email")
 	}
-	resp, err := s.startIntermediate(ctx, u, amr, nil, false)
+	resp, err := s.sessions.StartIntermediate(ctx, u, amr, nil, false)
 	if err != nil {
 		if isRetryable(err) {
 			s.unspend(ctx, rec, ot)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
@@ -27,8 +29,8 @@ type totpRequest struct {
 // through signing in to an organization that requires MFA, who has no
 // TOTP yet and so gets no session until they turn it on.
 type totpActor struct {
-	u       user
-	pending *pending             // set on the intermediate path
+	u       session.User
+	pending *session.Pending     // set on the intermediate path
 	m       directory.Membership // the organization requiring MFA, on that path
 }
 
@@ -51,16 +53,16 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 		if err := s.requireRecentSignIn(p); err != nil {
 			return nil, err
 		}
-		return &totpActor{u: user{ID: p.UserID, Email: p.Email}}, nil
+		return &totpActor{u: session.User{ID: p.UserID, Email: p.Email}}, nil
 	}
-	rec, in, err := s.loadIntermediate(ctx, req.IntermediateSessionToken)
+	rec, in, err := s.sessions.LoadIntermediate(ctx, req.IntermediateSessionToken)
 	if err != nil {
 		return nil, err
 	}
 	// An intermediate session made by a switch proves only the switching
 	// session's sign-in, which may be old or a stolen token's.
-	if in.Lineage != nil && s.cfg.Now().Sub(in.Lineage.AuthTime) > reauthWindow {
-		return nil, errReauth
+	if in.Lineage != nil && s.cfg.Now().Sub(in.Lineage.AuthTime) > session.ReauthWindow {
+		return nil, session.ErrReauth
 	}
 	notAllowed := problem.MFASetupNotAllowed.New()
 	org, ok := s.dir.OrgByRef(in.OrgRef)
@@ -78,8 +80,8 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 	if on {
 		return nil, problem.MFAVerifyRequired.New()
 	}
-	return &totpActor{u: user{ID: in.UserID, Email: in.Email},
-		pending: &pending{rec: rec, in: in, token: req.IntermediateSessionToken}, m: directory.Membership{Member: m, Org: org}}, nil
+	return &totpActor{u: session.User{ID: in.UserID, Email: in.Email},
+		pending: &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken}, m: directory.Membership{Member: m, Org: org}}, nil
 }
 
 // handleTOTPSetup is POST /auth/2fa/setup: a new secret, not yet on, with
@@ -161,7 +163,7 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error 
 		writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
 		return nil
 	}
-	out, err := s.completeLogin(ctx, a.u, withAMR(a.pending.in.AMR, "otp"), a.m, a.pending)
+	out, err := s.completeLogin(ctx, a.u, withAMR(a.pending.In.AMR, "otp"), a.m, a.pending)
 	if err != nil {
 		return err
 	}
@@ -191,7 +193,7 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 	if wait, ok := s.limiter.allow(r.Pattern + "|email|" + p.Email); !ok {
 		return tooMany(wait)
 	}
-	u := user{ID: p.UserID, Email: p.Email}
+	u := session.User{ID: p.UserID, Email: p.Email}
 	att, err := s.beginSecondFactor(r.Context(), u)
 	if err != nil {
 		return err
@@ -229,7 +231,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	ctx := r.Context()
-	rec, in, err := s.loadIntermediate(ctx, req.IntermediateSessionToken)
+	rec, in, err := s.sessions.LoadIntermediate(ctx, req.IntermediateSessionToken)
 	if err != nil {
 		return err
 	}
@@ -240,7 +242,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 	if req.Code == "" && req.RecoveryCode == "" {
 		return errCodeRequired
 	}
-	u := user{ID: in.UserID, Email: in.Email}
+	u := session.User{ID: in.UserID, Email: in.Email}
 	att, err := s.beginSecondFactor(ctx, u)
 	if err != nil {
 		return err
@@ -254,7 +256,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		if err := s.endSecondFactor(ctx, att, u, false); err != nil {
 			return err
 		}
-		return s.mfaFailure(ctx, &pending{rec: rec, in: in}, wrong)
+		return s.mfaFailure(ctx, &session.Pending{Rec: rec, In: in}, wrong)
 	}
 	if err != nil {
 		return err
@@ -288,32 +290,32 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 	if !s.methodAllowed(m.Org, in.AMR) {
 		return problem.AuthMethodDisabled.New()
 	}
-	out, err := s.completeLogin(ctx, u, amr, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
+	out, err := s.completeLogin(ctx, u, amr, m, &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken})
 	return s.answer(w, out, err)
 }
 
 // recordFactor keeps the proven second factor on an intermediate session
 // whose organization is not chosen yet, and answers it again.
 func (s *Server) recordFactor(ctx context.Context, rec *store.Record, raw string, amr []string) (*loginOutcome, error) {
-	in, err := s.changeIntermediate(ctx, rec.ID, func(in *intermediate) error {
+	in, err := s.sessions.ChangeIntermediate(ctx, rec.ID, func(in *session.Intermediate) error {
 		in.AMR = amr
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &loginOutcome{intermediate: &intermediateResponse{
+	return &loginOutcome{intermediate: &session.IntermediateResponse{
 		IntermediateSessionToken: raw, ExpiresIn: int(in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
-		User: userInfo{ID: in.UserID, Email: in.Email}, Organizations: s.orgList(in.Email), MFARequired: false,
+		User: session.UserInfo{ID: in.UserID, Email: in.Email}, Organizations: s.sessions.OrgList(in.Email), MFARequired: false,
 	}}, nil
 }
 
 // mfaFailure counts a wrong code against the intermediate session; the
 // maxMFAFailures-th spends it, and the user must sign in again.
-func (s *Server) mfaFailure(ctx context.Context, p *pending, wrong *secondFactorError) error {
-	in, err := s.changeIntermediate(ctx, p.rec.ID, func(in *intermediate) error {
+func (s *Server) mfaFailure(ctx context.Context, p *session.Pending, wrong *secondFactorError) error {
+	in, err := s.sessions.ChangeIntermediate(ctx, p.Rec.ID, func(in *session.Intermediate) error {
 		in.Failures++
-		if in.Failures >= maxMFAFailures {
+		if in.Failures >= session.MaxMFAFailures {
 			in.Spent = true
 		}
 		return nil
@@ -321,7 +323,7 @@ func (s *Server) mfaFailure(ctx context.Context, p *pending, wrong *secondFactor
 	if err != nil {
 		return err
 	}
-	if left := maxMFAFailures - in.Failures; left > 0 {
+	if left := session.MaxMFAFailures - in.Failures; left > 0 {
 		return wrong.answer(problem.WrongSignInCode, strconv.Itoa(left)+" attempts left")
 	}
 	return wrong.answer(problem.WrongSignInCode, "too many wrong codes: sign in again")

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/session"
 )
 
 const alicePW = "correct horse battery"
@@ -113,7 +115,7 @@ func TestTOTPWrongCodesSpendTheSignIn(t *testing.T) {
 	h.addMember("demo/acme", "alice@acme.com", "owner", alicePW)
 	secret, _ := h.enableTOTP(h.login("alice@acme.com", alicePW, "acme").str("access_token"))
 	ist := h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": alicePW}).str("intermediate_session_token")
-	for i := 1; i <= maxMFAFailures; i++ {
+	for i := 1; i <= session.MaxMFAFailures; i++ {
 		r := h.do("POST", "/auth/2fa/verify", map[string]string{"intermediate_session_token": ist, "code": "123456"})
 		if r.status != 401 || r.errCode() != "invalid_code" {
 			t.Fatalf("wrong code %d: %d %s", i, r.status, r.raw)
@@ -121,7 +123,7 @@ func TestTOTPWrongCodesSpendTheSignIn(t *testing.T) {
 	}
 	r := h.do("POST", "/auth/2fa/verify", map[string]string{"intermediate_session_token": ist, "code": h.totpCode(secret, 0)})
 	if r.status != 401 || r.errCode() != "token_used" {
-		t.Fatalf("the right code after %d wrong ones: %d %s", maxMFAFailures, r.status, r.raw)
+		t.Fatalf("the right code after %d wrong ones: %d %s", session.MaxMFAFailures, r.status, r.raw)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
@@ -37,8 +39,8 @@ func validEmail(e string) bool {
 }
 
 // userFor derives the user of an email.
-func (s *Server) userFor(email string) user {
-	return user{ID: identity.UserID(s.userIDKey, email), Email: email}
+func (s *Server) userFor(email string) session.User {
+	return session.User{ID: identity.UserID(s.userIDKey, email), Email: email}
 }
 
 // findMembership picks the membership of ref (org ID or slug) among ms.
@@ -102,7 +104,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		out, err := s.completeLogin(r.Context(), u, amr, ms[0], nil)
 		return s.answer(w, out, err)
 	}
-	resp, err := s.startIntermediate(r.Context(), u, amr, nil, false)
+	resp, err := s.sessions.StartIntermediate(r.Context(), u, amr, nil, false)
 	if err != nil {
 		return err
 	}
@@ -129,11 +131,11 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 	if req.IntermediateSessionToken == "" {
 		return s.switchOrganization(w, r, req.OrganizationID)
 	}
-	rec, in, err := s.loadIntermediate(r.Context(), req.IntermediateSessionToken)
+	rec, in, err := s.sessions.LoadIntermediate(r.Context(), req.IntermediateSessionToken)
 	if err != nil {
 		return err
 	}
-	u := user{ID: in.UserID, Email: in.Email}
+	u := session.User{ID: in.UserID, Email: in.Email}
 	m, ok := findMembership(s.dir.Memberships(in.Email), req.OrganizationID)
 	if !ok {
 		if _, exists := s.dir.Org(req.OrganizationID); !exists {
@@ -144,7 +146,7 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 	if !s.methodAllowed(m.Org, in.AMR) {
 		return problem.AuthMethodDisabled.New()
 	}
-	out, err := s.completeLogin(r.Context(), u, in.AMR, m, &pending{rec: rec, in: in, token: req.IntermediateSessionToken})
+	out, err := s.completeLogin(r.Context(), u, in.AMR, m, &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken})
 	return s.answer(w, out, err)
 }
 
@@ -176,27 +178,27 @@ func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, targ
 	if !s.methodAllowed(m.Org, src.AMR) {
 		return problem.AuthMethodDisabled.New()
 	}
-	lin := &lineage{FamilyID: src.FamilyID, AuthTime: src.AuthTime, AbsoluteExpiresAt: src.AbsoluteExpiresAt}
-	out, err := s.completeLoginIn(ctx, user{ID: src.UserID, Email: src.Email}, src.AMR, m, nil, lin)
+	lin := &session.Lineage{FamilyID: src.FamilyID, AuthTime: src.AuthTime, AbsoluteExpiresAt: src.AbsoluteExpiresAt}
+	out, err := s.completeLoginIn(ctx, session.User{ID: src.UserID, Email: src.Email}, src.AMR, m, nil, lin)
 	return s.answer(w, out, err)
 }
 
 // liveSession reads the principal's session for a switch: it must be the
 // principal's, live, inside both its TTLs, and in a family. A session from
 // before families has no family to join, so it must sign in again.
-func (s *Server) liveSession(ctx context.Context, p *Principal) (*session, error) {
-	var sess session
+func (s *Server) liveSession(ctx context.Context, p *Principal) (*session.Session, error) {
+	var sess session.Session
 	_, err := store.Load(ctx, s.store, store.KindSession, p.SessionID, &sess)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, errSessionEnded
+		return nil, session.ErrEnded
 	case err != nil:
 		return nil, fmt.Errorf("read session to switch: %w", err)
 	}
 	now := s.cfg.Now()
 	switch {
 	case sess.RevokedAt != nil, sess.UserID != p.UserID, sess.OrgID != p.Org.ID:
-		return nil, errSessionEnded
+		return nil, session.ErrEnded
 	case !now.Before(sess.IdleExpiresAt), !now.Before(sess.AbsoluteExpiresAt):
 		return nil, problem.SessionExpired.New()
 	case sess.FamilyID == "":
@@ -241,11 +243,11 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 	// forge; it must carry the CSRF token of the session it refreshes.
 	if fromCookie {
 		id, _, ok := token.ParseOpaque(token.PrefixRefresh, req.RefreshToken)
-		if !ok || !s.csrfValid(sessionIDPrefix+id, r.Header.Get("X-CSRF-Token")) {
+		if !ok || !s.csrfValid(session.IDPrefix+id, r.Header.Get("X-CSRF-Token")) {
 			return errCSRF
 		}
 	}
-	resp, err := s.refresh(r.Context(), req.RefreshToken)
+	resp, err := s.sessions.Refresh(r.Context(), req.RefreshToken)
 	if err != nil {
 		return err
 	}
@@ -258,7 +260,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, p *Princip
 	if p.Kind != kindUser {
 		return problem.UserSessionRequired.Because("API keys have no session to log out of")
 	}
-	if err := s.revokeSession(r.Context(), p.SessionID, "logout"); err != nil {
+	if err := s.sessions.RevokeSession(r.Context(), p.SessionID, "logout"); err != nil {
 		return err
 	}
 	s.clearCookies(w)
@@ -271,26 +273,26 @@ func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, p *Principal) 
 	if p.Kind == kindAPIKey {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"type": "api_key", "key_id": p.KeyID, "organization_id": p.Org.ID,
-			"organization_slug": p.Org.Slug, "scopes": nonNil(p.Scopes),
+			"organization_slug": p.Org.Slug, "scopes": append([]string{}, p.Scopes...),
 		})
 		return nil
 	}
 	rd, _ := p.Org.Role(p.Role)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"type": "user", "id": p.UserID, "email": p.Email, "organization_id": p.Org.ID,
-		"organization_slug": p.Org.Slug, "role": p.Role, "permissions": nonNil(rd.Permissions), "session_id": p.SessionID,
+		"organization_slug": p.Org.Slug, "role": p.Role, "permissions": append([]string{}, rd.Permissions...), "session_id": p.SessionID,
 	})
 	return nil
 }
 
 // writeSession answers a session response and sets both cookies.
-func (s *Server) writeSession(w http.ResponseWriter, status int, resp *sessionResponse) {
+func (s *Server) writeSession(w http.ResponseWriter, status int, resp *session.Response) {
 	s.setSessionCookies(w, resp)
 	writeJSON(w, status, resp)
 }
 
 // setSessionCookies sets the access-token and refresh-token cookies.
-func (s *Server) setSessionCookies(w http.ResponseWriter, resp *sessionResponse) {
+func (s *Server) setSessionCookies(w http.ResponseWriter, resp *session.Response) {
 	secure := !strings.HasPrefix(s.cfg.PublicURL, "http://")
 	exp, _ := time.Parse(time.RFC3339, resp.Session.ExpiresAt)
 	http.SetCookie(w, &http.Cookie{Name: s.cfg.SessionCookieName, Value: resp.AccessToken, Path: "/",

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -182,7 +184,7 @@ func (s *Server) clearLockout(ctx context.Context, userID string) error {
 // (false, nil) for a wrong password or an email without one, alike, and
 // an error for a password that is no UTF-8, a slowed-down or locked
 // account, a full hash pool or an unreachable store.
-func (s *Server) passwordSignIn(ctx context.Context, u user, password string, creds *Credentials) (bool, error) {
+func (s *Server) passwordSignIn(ctx context.Context, u session.User, password string, creds *Credentials) (bool, error) {
 	if err := checkPasswordEncoding(password); err != nil {
 		return false, err
 	}
@@ -212,13 +214,13 @@ func (s *Server) passwordSignIn(ctx context.Context, u user, password string, cr
 
 // beginSecondFactor counts a second-factor attempt of u (TOTP or recovery
 // code) before the code is checked.
-func (s *Server) beginSecondFactor(ctx context.Context, u user) (*attempt, error) {
+func (s *Server) beginSecondFactor(ctx context.Context, u session.User) (*attempt, error) {
 	return s.lockouts.reserve(ctx, s.lockouts.accounts, u.ID, factorSecondFactor)
 }
 
 // endSecondFactor settles a second-factor attempt: a right code clears the
 // count, a wrong one may start the slow-down and its mail.
-func (s *Server) endSecondFactor(ctx context.Context, att *attempt, u user, right bool) error {
+func (s *Server) endSecondFactor(ctx context.Context, att *attempt, u session.User, right bool) error {
 	if right {
 		return att.succeed(ctx)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/session"
+
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
@@ -199,7 +201,7 @@ func spendRecord[T any, P interface {
 	return err
 }
 
-type intermediateRecord struct{ intermediate }
+type intermediateRecord struct{ session.Intermediate }
 
 func (r *intermediateRecord) spend(time.Time) bool {
 	if r.Spent {

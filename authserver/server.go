@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
+	"github.com/tenantauth/tenantauth/authserver/session"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
 
@@ -117,10 +118,10 @@ type Server struct {
 	// recoveryKey keys the hashes of TOTP recovery codes; like csrfKey it
 	// is derived from Config.Secret, so every replica holds the same one.
 	recoveryKey []byte
-	// facts caches sessions' fixed facts; removals remembers memberships
-	// that ended (member_removal.go).
+	// facts caches sessions' fixed facts for the hot path; sessions is
+	// the session lifecycle.
 	facts    *factsCache
-	removals memberRemovals
+	sessions *session.Manager
 	handler  http.Handler
 	// verifyPath is <path prefix>/verify, the forward-auth endpoint.
 	verifyPath string
@@ -155,9 +156,9 @@ func WithMembershipWriter(w MembershipWriter) Option { return func(s *Server) { 
 
 // New builds a server. userIDKey is the installation key user IDs are
 // derived with (see package identity).
-func New(cfg Config, dir *directory.Directory, store store.Store, userIDKey []byte, opts ...Option) *Server {
+func New(cfg Config, dir *directory.Directory, st store.Store, userIDKey []byte, opts ...Option) *Server {
 	cfg.defaults()
-	s := &Server{cfg: cfg, dir: dir, store: store, log: logr.Discard(), userIDKey: userIDKey}
+	s := &Server{cfg: cfg, dir: dir, store: st, log: logr.Discard(), userIDKey: userIDKey}
 	for _, o := range opts {
 		o(s)
 	}
@@ -165,13 +166,17 @@ func New(cfg Config, dir *directory.Directory, store store.Store, userIDKey []by
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}
-	s.lockouts = newLockouts(store, cfg.Now)
+	s.lockouts = newLockouts(st, cfg.Now)
 	s.limiter = newRateLimiter(cfg.RateLimitPerMinute, time.Minute, cfg.Now)
 	s.verified = token.NewCache(100_000)
 	s.csrfKey = deriveKey(cfg.Secret, "tenantauth csrf v1")
 	s.recoveryKey = deriveKey(cfg.Secret, "tenantauth recovery-code v1")
 	s.facts = newFactsCache(100_000)
-	dir.OnMemberRemoved(s.memberRemoved)
+	s.sessions = session.New(session.Config{
+		Now: cfg.Now, RefreshGrace: cfg.RefreshGrace, Issuer: s.issuer, Audience: s.audience,
+		CSRFToken: s.csrfToken, UserID: func(email string) string { return s.userFor(email).ID },
+		Issued: func(kind string) { s.metrics.issued.WithLabelValues(kind).Inc() }, Log: s.log,
+	}, st, dir)
 	s.verifyPath = cfg.PathPrefix + "/verify"
 	s.handler = s.routes()
 	return s
@@ -196,7 +201,7 @@ func (s *Server) Config() Config { return s.cfg }
 // Directory returns the directory the server answers from.
 func (s *Server) Directory() *directory.Directory { return s.dir }
 
-// store.Store returns the server's store.
+// Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
 func (s *Server) routes() http.Handler {

@@ -1,4 +1,4 @@
-package authserver
+package session
 
 import (
 	"context"
@@ -31,9 +31,9 @@ import (
 // familyIDPrefix starts family record IDs.
 const familyIDPrefix = "fam_"
 
-// reauthWindow is how recent a family's sign-in must be for sensitive
+// ReauthWindow is how recent a family's sign-in must be for sensitive
 // account changes: the trust model asks a fresh sign-in for them.
-const reauthWindow = 10 * time.Minute
+const ReauthWindow = 10 * time.Minute
 
 // family is the record of one sign-in.
 type family struct {
@@ -45,53 +45,53 @@ type family struct {
 	Reason            string     `json:"revoke_reason,omitempty"`
 }
 
-// lineage is what a session made by a switch inherits from its family.
-type lineage struct {
+// Lineage is what a session made by a switch inherits from its family.
+type Lineage struct {
 	FamilyID          string    `json:"family_id"`
 	AuthTime          time.Time `json:"auth_time"`
 	AbsoluteExpiresAt time.Time `json:"absolute_expires_at"`
 }
 
-// errSessionEnded answers a session whose family or record is gone.
-var errSessionEnded = problem.SessionRevoked.New()
+// ErrEnded answers a session whose family or record is gone.
+var ErrEnded = problem.SessionRevoked.New()
 
-// errReauth answers a sensitive change from a sign-in older than
+// ErrReauth answers a sensitive change from a sign-in older than
 // reauthWindow.
-var errReauth = problem.ReauthenticationRequired.New()
+var ErrReauth = problem.ReauthenticationRequired.New()
 
 // createFamily records a new sign-in's family and returns its lineage.
-func (s *Server) createFamily(ctx context.Context, userID string, amr []string, now, absolute time.Time) (*lineage, error) {
+func (s *Manager) createFamily(ctx context.Context, userID string, amr []string, now, absolute time.Time) (*Lineage, error) {
 	fam := &family{UserID: userID, AuthTime: now, AbsoluteExpiresAt: absolute, AMR: amr}
-	rec := &store.Record{Kind: store.KindFamily, ID: familyIDPrefix + token.NewID(), UserID: userID, ExpiresAt: absolute.Add(revokedRetention)}
+	rec := &store.Record{Kind: store.KindFamily, ID: familyIDPrefix + token.NewID(), UserID: userID, ExpiresAt: absolute.Add(RevokedRetention)}
 	if err := store.Put(ctx, s.store, rec, fam); err != nil {
 		return nil, fmt.Errorf("create session family: %w", err)
 	}
-	return &lineage{FamilyID: rec.ID, AuthTime: now, AbsoluteExpiresAt: absolute}, nil
+	return &Lineage{FamilyID: rec.ID, AuthTime: now, AbsoluteExpiresAt: absolute}, nil
 }
 
-// checkFamily answers nil when the family is live, 401 when it was
+// CheckFamily answers nil when the family is live, 401 when it was
 // revoked or is gone, and the store's error when the store cannot say.
 // A session from before families (no family ID) stands alone: its own
 // record is checked by the caller.
-func (s *Server) checkFamily(ctx context.Context, id string) error {
+func (s *Manager) CheckFamily(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
 	}
 	rec, err := s.store.Get(ctx, store.KindFamily, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return errSessionEnded
+		return ErrEnded
 	case err != nil:
 		return fmt.Errorf("read session family: %w", err)
 	case rec.Revoked:
-		return errSessionEnded
+		return ErrEnded
 	}
 	return nil
 }
 
-// revokeFamily ends every session of a family: the family record first
+// RevokeFamily ends every session of a family: the family record first
 // (which ends them all at once), then each session's record.
-func (s *Server) revokeFamily(ctx context.Context, userID, familyID, reason string) error {
+func (s *Manager) RevokeFamily(ctx context.Context, userID, familyID, reason string) error {
 	if familyID == "" {
 		return nil
 	}
@@ -108,13 +108,13 @@ func (s *Server) revokeFamily(ctx context.Context, userID, familyID, reason stri
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("revoke session family: %w", err)
 	}
-	return s.revokeSessionsWhere(ctx, userID, reason, func(sess *session) bool { return sess.FamilyID == familyID })
+	return s.RevokeSessionsWhere(ctx, userID, reason, func(sess *Session) bool { return sess.FamilyID == familyID })
 }
 
-// revokeSessionsWhere marks revoked every live session of the user that
+// RevokeSessionsWhere marks revoked every live session of the user that
 // match selects. It lists with the store's live read, so sessions made a
 // moment ago on other replicas are found too.
-func (s *Server) revokeSessionsWhere(ctx context.Context, userID, reason string, match func(*session) bool) error {
+func (s *Manager) RevokeSessionsWhere(ctx context.Context, userID, reason string, match func(*Session) bool) error {
 	recs, err := s.store.ListByUser(ctx, store.KindSession, userID)
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func (s *Server) revokeSessionsWhere(ctx context.Context, userID, reason string,
 		if rec.Revoked {
 			continue
 		}
-		var sess session
+		var sess Session
 		if err := json.Unmarshal(rec.Data, &sess); err != nil {
 			return fmt.Errorf("decode session %s: %w", rec.ID, err)
 		}
@@ -133,14 +133,6 @@ func (s *Server) revokeSessionsWhere(ctx context.Context, userID, reason string,
 		if err := s.revokeSessionRecord(ctx, rec.ID, reason); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// principal's family signed in within reauthWindow.
-func (s *Server) requireRecentSignIn(p *Principal) error {
-	if p.AuthTime.IsZero() || s.cfg.Now().Sub(p.AuthTime) > reauthWindow {
-		return errReauth
 	}
 	return nil
 }

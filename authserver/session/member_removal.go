@@ -1,4 +1,4 @@
-package authserver
+package session
 
 import (
 	"context"
@@ -50,34 +50,34 @@ func (r *memberRemovals) set(email, orgRef string, t time.Time) {
 	r.at[memberKey{email, orgRef}] = t
 }
 
-// endedBefore reports whether the membership of email in orgRef ended at
+// EndedBefore reports whether the membership of email in orgRef ended at
 // or after created: a session made then belongs to the old membership.
-func (r *memberRemovals) endedBefore(email, orgRef string, created time.Time) bool {
+func (r *memberRemovals) EndedBefore(email, orgRef string, created time.Time) bool {
 	r.mu.RLock()
 	t, ok := r.at[memberKey{email, orgRef}]
 	r.mu.RUnlock()
 	return ok && !created.After(t)
 }
 
-// errMembershipInactive answers a token or session whose membership was
+// ErrMembershipInactive answers a token or session whose membership was
 // disabled or removed.
-var errMembershipInactive = problem.MembershipInactive.New()
+var ErrMembershipInactive = problem.MembershipInactive.New()
 
-// memberRemoved is the directory's hook for a membership that was deleted
+// MemberRemoved is the directory's hook for a membership that was deleted
 // or disabled. It must not block: it runs on the informer's goroutine.
-func (s *Server) memberRemoved(m directory.Member) {
+func (s *Manager) MemberRemoved(m directory.Member) {
 	s.removals.set(m.Email, m.OrgRef, s.cfg.Now().UTC())
 	go s.endMemberSessions(m.Email, m.OrgRef)
 }
 
 // endMemberSessions revokes the user's sessions in orgRef in the store,
 // retrying with backoff while the store is unreachable.
-func (s *Server) endMemberSessions(email, orgRef string) {
-	uid := s.userFor(email).ID
+func (s *Manager) endMemberSessions(email, orgRef string) {
+	uid := s.cfg.UserID(email)
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := s.revokeSessionsWhere(ctx, uid, "membership_removed", func(sess *session) bool { return sess.OrgRef == orgRef })
+		err := s.RevokeSessionsWhere(ctx, uid, "membership_removed", func(sess *Session) bool { return sess.OrgRef == orgRef })
 		cancel()
 		if err == nil {
 			return

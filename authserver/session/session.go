@@ -1,4 +1,4 @@
-package authserver
+package session
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
-// session is an org-scoped session's server-side state, across every
+// Session is an org-scoped Session's server-side state, across every
 // refresh that descends from it. It belongs to the family of the sign-in
 // it came from (see family.go).
-type session struct {
+type Session struct {
 	UserID    string    `json:"user_id"`
 	Email     string    `json:"email"`
 	OrgRef    string    `json:"org_ref"`
@@ -44,57 +44,57 @@ type spentToken struct {
 	At   time.Time `json:"at"`
 }
 
-// revokedRetention is how long a revoked session's record is kept.
-const revokedRetention = 24 * time.Hour
+// RevokedRetention is how long a revoked session's record is kept.
+const RevokedRetention = 24 * time.Hour
 
 // maxSpent bounds the reuse-detection history per session.
 const maxSpent = 32
 
-// sessionIDPrefix starts session IDs in responses and the sid claim.
-const sessionIDPrefix = "ses_"
+// IDPrefix starts session IDs in responses and the sid claim.
+const IDPrefix = "ses_"
 
-// user is a proven identity before an organization is chosen.
-type user struct {
+// User is a proven identity before an organization is chosen.
+type User struct {
 	ID    string
 	Email string
 }
 
-// sessionResponse is the contract's session response.
-type sessionResponse struct {
-	AccessToken  string      `json:"access_token"`
-	TokenType    string      `json:"token_type"`
-	ExpiresIn    int         `json:"expires_in"`
-	RefreshToken string      `json:"refresh_token"`
-	CSRFToken    string      `json:"csrf_token"`
-	Session      sessionInfo `json:"session"`
-	User         userInfo    `json:"user"`
-	Organization orgInfo     `json:"organization"`
-	Role         string      `json:"role"`
+// Response is the contract's session response.
+type Response struct {
+	AccessToken  string   `json:"access_token"`
+	TokenType    string   `json:"token_type"`
+	ExpiresIn    int      `json:"expires_in"`
+	RefreshToken string   `json:"refresh_token"`
+	CSRFToken    string   `json:"csrf_token"`
+	Session      Info     `json:"session"`
+	User         UserInfo `json:"user"`
+	Organization OrgInfo  `json:"organization"`
+	Role         string   `json:"role"`
 }
 
-type sessionInfo struct {
+type Info struct {
 	ID        string `json:"id"`
 	JWT       string `json:"jwt"`
 	ExpiresAt string `json:"expires_at"`
 }
 
-type userInfo struct {
+type UserInfo struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
 }
 
-type orgInfo struct {
+type OrgInfo struct {
 	ID   string `json:"id"`
 	Slug string `json:"slug"`
 	Name string `json:"name"`
 	Role string `json:"role,omitempty"`
 }
 
-// startSession creates a session for u in org and issues its first tokens.
+// Start creates a session for u in org and issues its first tokens.
 // Without a lineage it is a sign-in and starts a family; with one (a
 // switch) it joins that family, keeping its sign-in time and never
 // outliving its absolute expiry.
-func (s *Server) startSession(ctx context.Context, u user, org *directory.Org, role string, amr []string, lin *lineage) (*sessionResponse, error) {
+func (s *Manager) Start(ctx context.Context, u User, org *directory.Org, role string, amr []string, lin *Lineage) (*Response, error) {
 	now := s.cfg.Now().UTC()
 	absolute := now.Add(org.AbsoluteTTL)
 	if lin == nil {
@@ -108,7 +108,7 @@ func (s *Server) startSession(ctx context.Context, u user, org *directory.Org, r
 		return nil, problem.SessionExpired.Because("the sign-in this session came from has expired; sign in again")
 	}
 	raw, id, hash := token.NewOpaque(token.PrefixRefresh)
-	sess := &session{
+	sess := &Session{
 		UserID: u.ID, Email: u.Email, OrgRef: org.Ref, OrgID: org.ID, AMR: amr, CreatedAt: now,
 		FamilyID: lin.FamilyID, AuthTime: lin.AuthTime,
 		IdleExpiresAt:     minTime(now.Add(org.IdleTTL), absolute),
@@ -116,16 +116,16 @@ func (s *Server) startSession(ctx context.Context, u user, org *directory.Org, r
 		RefreshHash:       hash,
 	}
 	// The record is collectable once idle: each refresh moves that on.
-	rec := &store.Record{Kind: store.KindSession, ID: sessionIDPrefix + id, UserID: u.ID, ExpiresAt: sess.IdleExpiresAt}
+	rec := &store.Record{Kind: store.KindSession, ID: IDPrefix + id, UserID: u.ID, ExpiresAt: sess.IdleExpiresAt}
 	if err := store.Put(ctx, s.store, rec, sess); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
-	s.metrics.issued.WithLabelValues("refresh").Inc()
-	return s.sessionResponse(rec.ID, sess, raw, org, role)
+	s.cfg.issued("refresh")
+	return s.Respond(rec.ID, sess, raw, org, role)
 }
 
-// sessionResponse signs an access token for the session.
-func (s *Server) sessionResponse(sid string, sess *session, refreshToken string, org *directory.Org, role string) (*sessionResponse, error) {
+// Respond signs an access token for the session.
+func (s *Manager) Respond(sid string, sess *Session, refreshToken string, org *directory.Org, role string) (*Response, error) {
 	now := s.cfg.Now().UTC()
 	ks, ok := s.dir.Keys(org.Ref)
 	var key *directory.SigningKey
@@ -138,7 +138,7 @@ func (s *Server) sessionResponse(sid string, sess *session, refreshToken string,
 	exp := now.Add(org.AccessTTL)
 	rd, _ := org.Role(role)
 	claims := &token.Claims{
-		Issuer: s.issuer(org), Subject: sess.UserID, Audience: s.audience(org),
+		Issuer: s.cfg.Issuer(org), Subject: sess.UserID, Audience: s.cfg.Audience(org),
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: token.NewID(),
 		SessionID: sid, OrgID: org.ID, OrgSlug: org.Slug, Role: role, Permissions: nonNil(rd.Permissions),
 		Email: sess.Email, AMR: sess.AMR,
@@ -147,47 +147,47 @@ func (s *Server) sessionResponse(sid string, sess *session, refreshToken string,
 	if err != nil {
 		return nil, fmt.Errorf("sign access token for %s: %w", org.Slug, err)
 	}
-	s.metrics.issued.WithLabelValues("access").Inc()
-	return &sessionResponse{
+	s.cfg.issued("access")
+	return &Response{
 		AccessToken: jwt, TokenType: "bearer", ExpiresIn: int(org.AccessTTL / time.Second),
-		RefreshToken: refreshToken, CSRFToken: s.csrfToken(sid),
-		Session:      sessionInfo{ID: sid, JWT: jwt, ExpiresAt: exp.Format(time.RFC3339)},
-		User:         userInfo{ID: sess.UserID, Email: sess.Email},
-		Organization: orgInfo{ID: org.ID, Slug: org.Slug, Name: org.Name},
+		RefreshToken: refreshToken, CSRFToken: s.cfg.CSRFToken(sid),
+		Session:      Info{ID: sid, JWT: jwt, ExpiresAt: exp.Format(time.RFC3339)},
+		User:         UserInfo{ID: sess.UserID, Email: sess.Email},
+		Organization: OrgInfo{ID: org.ID, Slug: org.Slug, Name: org.Name},
 		Role:         role,
 	}, nil
 }
 
-// refresh spends a refresh token and issues the next one. Single use rests
+// Refresh spends a Refresh token and issues the next one. Single use rests
 // on the store's compare-and-swap: of concurrent refreshes of one token,
 // exactly one update wins; the others re-read and find the token spent.
-func (s *Server) refresh(ctx context.Context, raw string) (*sessionResponse, error) {
+func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 	id, secret, ok := token.ParseOpaque(token.PrefixRefresh, raw)
 	if !ok {
 		return nil, problem.InvalidRefreshToken.New()
 	}
-	sid := sessionIDPrefix + id
+	sid := IDPrefix + id
 	// The family never changes, so it is checked once, before the update
 	// (whose change may not call the store).
-	var first session
+	var first Session
 	if _, err := store.Load(ctx, s.store, store.KindSession, sid, &first); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errInvalidRefresh
 		}
 		return nil, err
 	}
-	if err := s.checkFamily(ctx, first.FamilyID); err != nil {
+	if err := s.CheckFamily(ctx, first.FamilyID); err != nil {
 		return nil, err
 	}
 	var (
 		next    string
 		org     *directory.Org
 		role    string
-		spent   session // the session as read, when the token is not its current one
+		spent   Session // the session as read, when the token is not its current one
 		now     time.Time
 		errSpnt = errors.New("not the current refresh token")
 	)
-	_, sess, err := store.Modify(ctx, s.store, store.KindSession, sid, func(rec *store.Record, sess *session) error {
+	_, sess, err := store.Modify(ctx, s.store, store.KindSession, sid, func(rec *store.Record, sess *Session) error {
 		now = s.cfg.Now().UTC()
 		if sess.RevokedAt != nil {
 			return problem.SessionRevoked.Because("the session has ended; log in again")
@@ -205,7 +205,7 @@ func (s *Server) refresh(ctx context.Context, raw string) (*sessionResponse, err
 			return problem.SessionRevoked.Because("the session's organization no longer exists")
 		}
 		m, ok := s.dir.MemberOf(sess.Email, org.Ref)
-		if !ok || s.removals.endedBefore(sess.Email, org.Ref, sess.CreatedAt) {
+		if !ok || s.removals.EndedBefore(sess.Email, org.Ref, sess.CreatedAt) {
 			return problem.MembershipInactive.Because("the membership was disabled or removed")
 		}
 		role = m.Role
@@ -234,8 +234,8 @@ func (s *Server) refresh(ctx context.Context, raw string) (*sessionResponse, err
 		}
 		return nil, fmt.Errorf("rotate refresh token: %w", err)
 	}
-	s.metrics.issued.WithLabelValues("refresh").Inc()
-	return s.sessionResponse(sid, sess, next, org, role)
+	s.cfg.issued("refresh")
+	return s.Respond(sid, sess, next, org, role)
 }
 
 var errInvalidRefresh = problem.InvalidRefreshToken.New()
@@ -244,7 +244,7 @@ var errInvalidRefresh = problem.InvalidRefreshToken.New()
 // spent token of this session inside the grace window is a client retrying
 // (answered 401 refresh_token_spent, session kept); after it, reuse means
 // the token leaked, and the whole session is revoked.
-func (s *Server) refreshMismatch(ctx context.Context, sid string, sess *session, secret string, now time.Time) error {
+func (s *Manager) refreshMismatch(ctx context.Context, sid string, sess *Session, secret string, now time.Time) error {
 	for i := len(sess.Spent) - 1; i >= 0; i-- {
 		if !token.SecretMatches(secret, sess.Spent[i].Hash) {
 			continue
@@ -255,7 +255,7 @@ func (s *Server) refreshMismatch(ctx context.Context, sid string, sess *session,
 		if err := s.revokeSessionRecord(ctx, sid, "refresh_token_reused"); err != nil {
 			return err
 		}
-		if err := s.revokeFamily(ctx, sess.UserID, sess.FamilyID, "refresh_token_reused"); err != nil {
+		if err := s.RevokeFamily(ctx, sess.UserID, sess.FamilyID, "refresh_token_reused"); err != nil {
 			return err
 		}
 		return problem.RefreshTokenReused.New()
@@ -265,8 +265,8 @@ func (s *Server) refreshMismatch(ctx context.Context, sid string, sess *session,
 
 // revokeSessionRecord marks a session revoked. A session already gone
 // needs nothing: a missing session is refused just the same.
-func (s *Server) revokeSessionRecord(ctx context.Context, sid, reason string) error {
-	_, _, err := store.Modify(ctx, s.store, store.KindSession, sid, func(rec *store.Record, sess *session) error {
+func (s *Manager) revokeSessionRecord(ctx context.Context, sid, reason string) error {
+	_, _, err := store.Modify(ctx, s.store, store.KindSession, sid, func(rec *store.Record, sess *Session) error {
 		if sess.RevokedAt != nil {
 			return store.ErrUnchanged
 		}
@@ -275,7 +275,7 @@ func (s *Server) revokeSessionRecord(ctx context.Context, sid, reason string) er
 		rec.Revoked = true
 		// Kept a while so a replayed refresh token still meets a revoked
 		// session; after that a missing session is refused just the same.
-		rec.ExpiresAt = minTime(rec.ExpiresAt, now.Add(revokedRetention))
+		rec.ExpiresAt = minTime(rec.ExpiresAt, now.Add(RevokedRetention))
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -284,10 +284,10 @@ func (s *Server) revokeSessionRecord(ctx context.Context, sid, reason string) er
 	return err
 }
 
-// revokeSession ends the family of the session sid: the session itself
+// RevokeSession ends the family of the session sid: the session itself
 // and every session switched from or to it.
-func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
-	var sess session
+func (s *Manager) RevokeSession(ctx context.Context, sid, reason string) error {
+	var sess Session
 	if _, err := store.Load(ctx, s.store, store.KindSession, sid, &sess); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -297,12 +297,12 @@ func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
 	if err := s.revokeSessionRecord(ctx, sid, reason); err != nil {
 		return err
 	}
-	return s.revokeFamily(ctx, sess.UserID, sess.FamilyID, reason)
+	return s.RevokeFamily(ctx, sess.UserID, sess.FamilyID, reason)
 }
 
 // RevokeUserSessions ends every session family of a user, and so every
 // session, as a password reset must.
-func (s *Server) RevokeUserSessions(ctx context.Context, userID, reason string) error {
+func (s *Manager) RevokeUserSessions(ctx context.Context, userID, reason string) error {
 	fams, err := s.store.ListByUser(ctx, store.KindFamily, userID)
 	if err != nil {
 		return err
@@ -311,12 +311,12 @@ func (s *Server) RevokeUserSessions(ctx context.Context, userID, reason string) 
 		if rec.Revoked {
 			continue
 		}
-		if err := s.revokeFamily(ctx, userID, rec.ID, reason); err != nil {
+		if err := s.RevokeFamily(ctx, userID, rec.ID, reason); err != nil {
 			return err
 		}
 	}
 	// Sessions from before families, and any a family listing missed.
-	return s.revokeSessionsWhere(ctx, userID, reason, func(*session) bool { return true })
+	return s.RevokeSessionsWhere(ctx, userID, reason, func(*Session) bool { return true })
 }
 
 // newOpaqueFor makes a token for an existing record ID.

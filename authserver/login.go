@@ -1,0 +1,113 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/session"
+
+	"github.com/tenantauth/tenantauth/authserver/directory"
+	"github.com/tenantauth/tenantauth/authserver/store"
+)
+
+// completeLogin turns a proven user and a chosen organization into a
+// session, or into an intermediate session when a second factor is owed.
+// A presented intermediate session is spent only when a session is made.
+// The session starts a family unless the intermediate session continues
+// one.
+func (s *Server) completeLogin(ctx context.Context, u session.User, amr []string, m directory.Membership, p *session.Pending) (*loginOutcome, error) {
+	var lin *session.Lineage
+	if p != nil {
+		lin = p.In.Lineage
+	}
+	return s.completeLoginIn(ctx, u, amr, m, p, lin)
+}
+
+// completeLoginIn is completeLogin for a session in the family lin (nil: a
+// new family). When the store cannot say whether a second factor is owed,
+// the answer is its error (503), never a session.
+func (s *Server) completeLoginIn(ctx context.Context, u session.User, amr []string, m directory.Membership, p *session.Pending, lin *session.Lineage) (*loginOutcome, error) {
+	owed, err := s.mfaOwed(ctx, u, amr, m.Org)
+	if err != nil {
+		return nil, err
+	}
+	if owed {
+		if p == nil {
+			resp, err := s.sessions.StartIntermediateIn(ctx, u, amr, m.Org, true, lin)
+			if err != nil {
+				return nil, err
+			}
+			return &loginOutcome{intermediate: resp}, nil
+		}
+		in, err := s.sessions.ChangeIntermediate(ctx, p.Rec.ID, func(in *session.Intermediate) error {
+			in.OrgRef = m.Org.Ref
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.In = in
+		return &loginOutcome{intermediate: &session.IntermediateResponse{
+			IntermediateSessionToken: p.Token, ExpiresIn: int(p.In.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
+			User: session.UserInfo{ID: u.ID, Email: u.Email}, Organizations: s.sessions.OrgList(u.Email), MFARequired: true,
+		}}, nil
+	}
+	if p != nil {
+		if err := s.sessions.SpendIntermediate(ctx, p.Rec.ID); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.sessions.Start(ctx, u, m.Org, m.Member.Role, amr, lin)
+	if err != nil {
+		return nil, err
+	}
+	return &loginOutcome{session: resp}, nil
+}
+
+// loginOutcome is how a proven sign-in ends: a session, or an
+// intermediate session while an organization or a second factor is owed.
+// The HTTP layer writes it (writeOutcome).
+type loginOutcome struct {
+	session      *session.Response
+	intermediate *session.IntermediateResponse
+}
+
+// mfaOwed reports whether u must still pass TOTP for org: when the user
+// has TOTP on, or the organization requires it, and amr lacks otp. An
+// error means the store could not say; callers answer it, never a session.
+func (s *Server) mfaOwed(ctx context.Context, u session.User, amr []string, org *directory.Org) (bool, error) {
+	for _, a := range amr {
+		if a == "otp" {
+			return false, nil
+		}
+	}
+	if org.MFARequired {
+		return true, nil
+	}
+	return s.totpEnabled(ctx, u.ID)
+}
+
+// totpEnabled reports whether the user has turned TOTP on. A user with no
+// credentials record has no TOTP; any other store error is returned, so
+// the caller fails closed.
+func (s *Server) totpEnabled(ctx context.Context, userID string) (bool, error) {
+	var c Credentials
+	_, err := store.Load(ctx, s.store, store.KindCredentials, userID, &c)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read credentials for the second-factor decision: %w", err)
+	}
+	return c.TOTPEnabled, nil
+}
+
+// principal's family signed in within reauthWindow.
+func (s *Server) requireRecentSignIn(p *Principal) error {
+	if p.AuthTime.IsZero() || s.cfg.Now().Sub(p.AuthTime) > session.ReauthWindow {
+		return session.ErrReauth
+	}
+	return nil
+}
