@@ -63,9 +63,17 @@ func TestCertRotation(t *testing.T) {
 	ctx, cancel := context.WithCancel(testCtx)
 	done := make(chan error, 1)
 	go func() { done <- m.Start(ctx) }()
-	go projectSecret(ctx, client.ObjectKey{Namespace: ns, Name: opts.SecretName}, opts.CertDir)
+	projected := make(chan struct{})
+	go func() {
+		defer close(projected)
+		projectSecret(ctx, client.ObjectKey{Namespace: ns, Name: opts.SecretName}, opts.CertDir)
+	}()
+	// Both the manager's file writer and projectSecret write into the
+	// TempDir: wait for both to stop before its cleanup (registered
+	// first, so run last) removes it, or a late write races RemoveAll.
 	t.Cleanup(func() {
 		cancel()
+		<-projected
 		if err := <-done; err != nil {
 			t.Errorf("manager: %v", err)
 		}
