@@ -32,6 +32,10 @@ import (
 //   - nobody may raise their own role;
 //   - custom roles act by rank: rank 80 and above as admin, 60 and above as
 //     manager, and nobody but an owner may give a role above their own;
+//   - rank is not enough to give a role: a person may grant a role, built-in
+//     or custom, only if they hold every permission it carries. Else a
+//     custom role ranked as admin but holding little could hand out the
+//     built-in admin role and its permissions;
 //   - a custom role may carry only permissions the person defining or
 //     assigning it holds, and org:delete and org:transfer belong to owners
 //     alone (no custom role carries them);
@@ -263,7 +267,9 @@ func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur 
 		return fmt.Sprintf("role %q (rank %d) is above your own: only members of at least that rank may give, change or remove it; %s",
 			role, top, act.standing(org.Name))
 	}
-	if r, ok := customRole(org, newRole); ok && cur != nil && !act.isOwner() {
+	// Built-in roles too: rank alone would let a custom role ranked as
+	// admin, with few permissions, give the built-in admin role.
+	if r, ok := org.LookupRole(newRole); ok && cur != nil && !act.isOwner() {
 		if missing := permissionsBeyond(r, act.role); len(missing) > 0 {
 			return fmt.Sprintf("role %q carries permissions you do not hold (%v): you may assign only roles within your own permissions; %s",
 				newRole, missing, act.standing(org.Name))
@@ -298,16 +304,6 @@ func signupDenial(org *tenantauthv1alpha1.Organization, old, cur *tenantauthv1al
 		return fmt.Sprintf("organization %q does not admit self-signup from domain %q", org.Name, domain)
 	}
 	return ""
-}
-
-// customRole finds one of the organization's custom roles by name.
-func customRole(org *tenantauthv1alpha1.Organization, name string) (tenantauthv1alpha1.Role, bool) {
-	for _, r := range org.Spec.Roles {
-		if r.Name == name {
-			return r, true
-		}
-	}
-	return tenantauthv1alpha1.Role{}, false
 }
 
 // permissionsBeyond lists the permissions of r that holder lacks.
