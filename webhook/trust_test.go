@@ -128,6 +128,47 @@ func TestGrantingTakesEveryPermissionOfTheRole(t *testing.T) {
 	}
 }
 
+// TestSelfSignupRoleTakesEveryPermission plays the same figurehead making
+// the built-in admin role the self-signup role, so that anyone on an
+// allowed domain would join as admin. The rule is the one for granting: the
+// self-signup role hands its permissions to every newcomer.
+func TestSelfSignupRoleTakesEveryPermission(t *testing.T) {
+	tm := newTeam(t, func(o *tenantauthv1alpha1.Organization) {
+		o.Spec.SelfSignup.AllowedEmailDomains = []string{"acme.test"}
+		o.Spec.Roles = []tenantauthv1alpha1.Role{
+			{Name: "figurehead", Rank: 80, Permissions: []string{tenantauthv1alpha1.PermOrgRead, tenantauthv1alpha1.PermOrgUpdate}},
+			{Name: "reader", Rank: 10, Permissions: []string{tenantauthv1alpha1.PermOrgRead}},
+		}
+	})
+	mustCreate(t, admin, membership(tm.ns, "figurehead", tm.org, tm.email("figurehead"), "figurehead"))
+	setDefault := func(role string) func(*tenantauthv1alpha1.Organization) {
+		return func(o *tenantauthv1alpha1.Organization) { o.Spec.SelfSignup.DefaultRole = role }
+	}
+	o := org(tm.ns, tm.org)
+	tests := []struct {
+		who, role string
+		want      outcome
+	}{
+		{"figurehead", "admin", forbidden(`self-signup role "admin" carries permissions you do not hold`, `have role "figurehead" (rank 80)`)},
+		{"figurehead", "manager", forbidden(`self-signup role "manager" carries permissions you do not hold`)},
+		{"figurehead", "reader", allowed},
+		{"admin", "manager", allowed},
+		{"admin", "admin", allowed},
+		{"admin", "owner", forbidden(`making "owner" the self-signup role takes a rank of at least 100`)},
+		{"owner", "owner", invalidField("spec.selfSignup.defaultRole", "may not become owners")},
+		{"owner", "member", allowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.who+" sets "+tt.role, func(t *testing.T) {
+			err := update(tm.as(t, tt.who), o, setDefault(tt.role))
+			check(t, err, tt.want)
+			if err == nil {
+				waitCached(t, o)
+			}
+		})
+	}
+}
+
 // adminPermissions are the built-in admin role's permissions, copied: the
 // role table's own slice must not end up in an object under test.
 func adminPermissions() []string {
