@@ -26,7 +26,7 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook configuration into config/.
-	$(CONTROLLER_GEN) rbac:roleName=tenantauth-operator crd webhook paths="./api/...;./controllers/...;./webhook/..." \
+	$(CONTROLLER_GEN) rbac:roleName=tenantauth-operator crd webhook paths="./api/...;./controllers/...;./webhook/...;./internal/webhookcert/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
 
 .PHONY: generate

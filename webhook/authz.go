@@ -32,6 +32,10 @@ import (
 //   - nobody may raise their own role;
 //   - custom roles act by rank: rank 80 and above as admin, 60 and above as
 //     manager, and nobody but an owner may give a role above their own;
+//   - rank is not enough to give a role: a person may grant a role, built-in
+//     or custom, or make it the self-signup role, only if they hold every
+//     permission it carries. Else a custom role ranked as admin but holding
+//     little could hand out the built-in admin role and its permissions;
 //   - a custom role may carry only permissions the person defining or
 //     assigning it holds, and org:delete and org:transfer belong to owners
 //     alone (no custom role carries them);
@@ -196,9 +200,19 @@ func organizationDenial(act actor, old, cur *tenantauthv1alpha1.Organization, ow
 			}
 		}
 	}
-	if d := cur.Spec.SelfSignup.DefaultRole; d != old.Spec.SelfSignup.DefaultRole && rankIn(cur, d) > act.role.Rank {
-		return fmt.Sprintf("making %q the self-signup role takes a rank of at least %d; %s",
-			d, rankIn(cur, d), act.standing(old.Name))
+	if d := selfSignupRole(cur); d != selfSignupRole(old) {
+		// Every self-signed-up member gets this role, so choosing it is
+		// granting it: the same rank and permission rules apply.
+		// validateOrganizationSpec refuses owner and unknown roles.
+		r, _ := cur.LookupRole(d)
+		if r.Rank > act.role.Rank {
+			return fmt.Sprintf("making %q the self-signup role takes a rank of at least %d; %s",
+				d, r.Rank, act.standing(old.Name))
+		}
+		if missing := permissionsBeyond(r, act.role); len(missing) > 0 {
+			return fmt.Sprintf("the self-signup role %q carries permissions you do not hold (%v): every self-signed-up member would get them; %s",
+				d, missing, act.standing(old.Name))
+		}
 	}
 	return ""
 }
@@ -263,7 +277,9 @@ func membershipDenial(act actor, org *tenantauthv1alpha1.Organization, old, cur 
 		return fmt.Sprintf("role %q (rank %d) is above your own: only members of at least that rank may give, change or remove it; %s",
 			role, top, act.standing(org.Name))
 	}
-	if r, ok := customRole(org, newRole); ok && cur != nil && !act.isOwner() {
+	// Built-in roles too: rank alone would let a custom role ranked as
+	// admin, with few permissions, give the built-in admin role.
+	if r, ok := org.LookupRole(newRole); ok && cur != nil && !act.isOwner() {
 		if missing := permissionsBeyond(r, act.role); len(missing) > 0 {
 			return fmt.Sprintf("role %q carries permissions you do not hold (%v): you may assign only roles within your own permissions; %s",
 				newRole, missing, act.standing(org.Name))
@@ -279,10 +295,7 @@ func signupDenial(org *tenantauthv1alpha1.Organization, old, cur *tenantauthv1al
 	if old != nil || cur == nil {
 		return "the auth server may only create Memberships"
 	}
-	want := org.Spec.SelfSignup.DefaultRole
-	if want == "" {
-		want = tenantauthv1alpha1.RoleMember
-	}
+	want := selfSignupRole(org)
 	role := roleOf(cur)
 	if role != want || role == tenantauthv1alpha1.RoleOwner || cur.Spec.Disabled {
 		return fmt.Sprintf("the auth server may only create enabled Memberships with the self-signup role %q, not %q", want, role)
@@ -300,14 +313,13 @@ func signupDenial(org *tenantauthv1alpha1.Organization, old, cur *tenantauthv1al
 	return ""
 }
 
-// customRole finds one of the organization's custom roles by name.
-func customRole(org *tenantauthv1alpha1.Organization, name string) (tenantauthv1alpha1.Role, bool) {
-	for _, r := range org.Spec.Roles {
-		if r.Name == name {
-			return r, true
-		}
+// selfSignupRole is the role self-signed-up members get: the defaulting
+// webhook fills it, but an object admitted without it still means member.
+func selfSignupRole(org *tenantauthv1alpha1.Organization) string {
+	if d := org.Spec.SelfSignup.DefaultRole; d != "" {
+		return d
 	}
-	return tenantauthv1alpha1.Role{}, false
+	return tenantauthv1alpha1.RoleMember
 }
 
 // permissionsBeyond lists the permissions of r that holder lacks.

@@ -204,7 +204,9 @@ func TestBypass(t *testing.T) {
 
 func TestCustomRolesCompareByRank(t *testing.T) {
 	tm := newTeam(t, func(o *tenantauthv1alpha1.Organization) {
-		o.Spec.Roles = []tenantauthv1alpha1.Role{{Name: "lead", Rank: 85}, {Name: "ops", Rank: 65}, {Name: "analyst", Rank: 50}}
+		// lead holds admin's permissions: rank decides what it may give
+		// only among roles within them.
+		o.Spec.Roles = []tenantauthv1alpha1.Role{{Name: "lead", Rank: 85, Permissions: adminPermissions()}, {Name: "ops", Rank: 65}, {Name: "analyst", Rank: 50}}
 	})
 	for _, r := range []string{"lead", "ops", "analyst"} {
 		mustCreate(t, admin, membership(tm.ns, r, tm.org, tm.email(r), r))

@@ -79,9 +79,9 @@ type Options struct {
 // SetupWithManager registers the field indexes and the defaulting and
 // validating webhooks of all three kinds with mgr.
 //
-// When the serving certificate comes from SetupCertRotation, call it only
-// after the rotator's ready channel is closed: the manager starts its
-// webhook server when the first webhook is registered, and that server
+// When the serving certificate comes from webhookcert.SetupRotation, call
+// it only after the rotator's ready channel is closed: the manager starts
+// its webhook server when the first webhook is registered, and that server
 // needs the certificate files. Indexes may be added to a running cache.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := setupIndexes(context.Background(), mgr); err != nil {

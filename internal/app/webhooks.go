@@ -11,6 +11,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/tenantauth/tenantauth/internal/webhookcert"
 	"github.com/tenantauth/tenantauth/webhook"
 )
 
@@ -39,7 +40,7 @@ func setupWebhooks(mgr ctrl.Manager, o OperatorOptions) error {
 		registered.Store(true)
 		return webhook.SetupWithManager(mgr, opts)
 	}
-	ready, err := webhook.SetupCertRotation(mgr, webhook.CertOptions{
+	ready, err := webhookcert.SetupRotation(mgr, webhookcert.Options{
 		Namespace: o.Namespace, ServiceName: o.WebhookServiceName, SecretName: o.WebhookSecretName, CertDir: o.WebhookCertDir,
 		MutatingConfigName: o.MutatingConfigName, ValidatingConfigName: o.ValidatingConfigName,
 	})

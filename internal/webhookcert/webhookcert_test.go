@@ -1,4 +1,4 @@
-package webhook
+package webhookcert
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ import (
 // for the kubelet, projecting the Secret into the cert dir.
 func TestCertRotation(t *testing.T) {
 	ns := newNamespace(t)
-	opts := CertOptions{
+	opts := Options{
 		Namespace:            ns,
 		ServiceName:          "tenantauth-webhook",
 		SecretName:           "tenantauth-webhook-cert",
@@ -40,13 +40,13 @@ func TestCertRotation(t *testing.T) {
 		ValidatingConfigName: ns + "-validating",
 	}
 	oldCA, oldKey := selfSignedCA(t, "tenantauth-webhook-ca", 30*24*time.Hour)
-	mustCreate(t, admin, &corev1.Secret{
+	mustCreate(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: opts.SecretName},
 		Data:       map[string][]byte{"ca.crt": oldCA, "ca.key": oldKey},
 	})
 	mutating, validating := webhookConfigs(opts)
-	mustCreate(t, admin, mutating)
-	mustCreate(t, admin, validating)
+	mustCreate(t, mutating)
+	mustCreate(t, validating)
 	t.Cleanup(func() {
 		_ = admin.Delete(testCtx, mutating)
 		_ = admin.Delete(testCtx, validating)
@@ -56,16 +56,24 @@ func TestCertRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready, err := SetupCertRotation(m, opts)
+	ready, err := SetupRotation(m, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(testCtx)
 	done := make(chan error, 1)
 	go func() { done <- m.Start(ctx) }()
-	go projectSecret(ctx, client.ObjectKey{Namespace: ns, Name: opts.SecretName}, opts.CertDir)
+	projected := make(chan struct{})
+	go func() {
+		defer close(projected)
+		projectSecret(ctx, client.ObjectKey{Namespace: ns, Name: opts.SecretName}, opts.CertDir)
+	}()
+	// Both the manager's file writer and projectSecret write into the
+	// TempDir: wait for both to stop before its cleanup (registered
+	// first, so run last) removes it, or a late write races RemoveAll.
 	t.Cleanup(func() {
 		cancel()
+		<-projected
 		if err := <-done; err != nil {
 			t.Errorf("manager: %v", err)
 		}
@@ -116,15 +124,15 @@ func TestCertRotation(t *testing.T) {
 	}
 }
 
-func TestSetupCertRotationCreatesSecret(t *testing.T) {
+func TestSetupRotationCreatesSecret(t *testing.T) {
 	ns := newNamespace(t)
-	opts := CertOptions{Namespace: ns, ServiceName: "svc", SecretName: "made-for-you", CertDir: t.TempDir(),
+	opts := Options{Namespace: ns, ServiceName: "svc", SecretName: "made-for-you", CertDir: t.TempDir(),
 		MutatingConfigName: "m", ValidatingConfigName: "v"}
 	m, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := SetupCertRotation(m, opts); err != nil {
+	if _, err := SetupRotation(m, opts); err != nil {
 		t.Fatal(err)
 	}
 	secret := &corev1.Secret{}
@@ -132,10 +140,10 @@ func TestSetupCertRotationCreatesSecret(t *testing.T) {
 		t.Fatalf("secret not created: %v", err)
 	}
 	if secret.Labels[tenantauthv1alpha1.LabelManagedBy] != tenantauthv1alpha1.ManagedByValue ||
-		secret.Labels[tenantauthv1alpha1.LabelComponent] != ComponentWebhookCert {
+		secret.Labels[tenantauthv1alpha1.LabelComponent] != Component {
 		t.Errorf("labels %v", secret.Labels)
 	}
-	if _, err := SetupCertRotation(m, CertOptions{}); err == nil {
+	if _, err := SetupRotation(m, Options{}); err == nil {
 		t.Error("empty options accepted")
 	}
 }
@@ -161,7 +169,7 @@ func projectSecret(ctx context.Context, key client.ObjectKey, dir string) {
 	}
 }
 
-func webhookConfigs(opts CertOptions) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
+func webhookConfigs(opts Options) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
 	none := admissionregistrationv1.SideEffectClassNone
 	ignore := admissionregistrationv1.Ignore
 	cc := admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{

@@ -1,4 +1,10 @@
-package webhook
+// Package webhookcert makes the operator its own certificate authority for
+// the admission webhooks: it keeps a self-signed CA and serving certificate
+// in a Secret, renews them, injects the CA into the webhook configurations
+// and copies the certificate into the webhook server's folder. It lives
+// apart from webhook/ because it knows nothing of admission: it only keeps
+// the server that serves it supplied with a certificate.
+package webhookcert
 
 import (
 	"context"
@@ -23,9 +29,9 @@ import (
 // config/rbac grant get, update and patch with resourceNames, where a
 // marker would grant every configuration in the cluster.
 
-// ComponentWebhookCert is the tenantauth.io/component label value of the
-// webhook serving-certificate Secret.
-const ComponentWebhookCert = "webhook-cert"
+// Component is the tenantauth.io/component label value of the webhook
+// serving-certificate Secret.
+const Component = "webhook-cert"
 
 // Certificate lifetimes. The rotator checks every RotationCheckFrequency and
 // renews a certificate LookaheadInterval before it expires, so a replica
@@ -37,9 +43,9 @@ const (
 	lookaheadInterval      = 90 * 24 * time.Hour
 )
 
-// CertOptions say where the webhook serving certificate lives and which
+// Options say where the webhook serving certificate lives and which
 // webhook configurations trust it.
-type CertOptions struct {
+type Options struct {
 	// Namespace holds the Secret and the webhook Service: the operator's
 	// own namespace.
 	Namespace string
@@ -60,19 +66,19 @@ type CertOptions struct {
 	ValidatingConfigName string
 }
 
-// SetupCertRotation makes the operator its own certificate authority: it
+// SetupRotation makes the operator its own certificate authority: it
 // adds to mgr a rotator (github.com/open-policy-agent/cert-controller) that
 // keeps a self-signed CA and a serving certificate for the webhook Service
 // in the Secret, renews them well before they expire, and injects the CA
 // into both webhook configurations.
 //
 // The returned channel is closed once the certificate files are in CertDir
-// and the CA is injected. Call SetupWithManager only after that (for
+// and the CA is injected. Call webhook.SetupWithManager only after that (for
 // example from a goroutine started before mgr.Start): the manager starts
 // its webhook server when the first webhook is registered, and the server
 // cannot start without the files. Every replica runs the rotator, since
 // every replica serves webhooks.
-func SetupCertRotation(mgr ctrl.Manager, opts CertOptions) (ready chan struct{}, err error) {
+func SetupRotation(mgr ctrl.Manager, opts Options) (ready chan struct{}, err error) {
 	if opts.Namespace == "" || opts.ServiceName == "" || opts.SecretName == "" || opts.CertDir == "" ||
 		opts.MutatingConfigName == "" || opts.ValidatingConfigName == "" {
 		return nil, errors.New("webhook cert rotation: namespace, service, secret, cert dir and both webhook configuration names are required")
@@ -118,7 +124,7 @@ func SetupCertRotation(mgr ctrl.Manager, opts CertOptions) (ready chan struct{},
 // or a cluster where someone deleted it, would otherwise never get a
 // certificate. It runs before the manager starts, so it uses a direct
 // client rather than the not-yet-started cache.
-func ensureCertSecret(mgr ctrl.Manager, opts CertOptions) error {
+func ensureCertSecret(mgr ctrl.Manager, opts Options) error {
 	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 	if err != nil {
 		return fmt.Errorf("webhook cert rotation: client: %w", err)
@@ -136,7 +142,7 @@ func ensureCertSecret(mgr ctrl.Manager, opts CertOptions) error {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: opts.Namespace, Name: opts.SecretName, Labels: map[string]string{
 			tenantauthv1alpha1.LabelManagedBy: tenantauthv1alpha1.ManagedByValue,
-			tenantauthv1alpha1.LabelComponent: ComponentWebhookCert,
+			tenantauthv1alpha1.LabelComponent: Component,
 		}},
 		Type: corev1.SecretTypeOpaque,
 	}
