@@ -91,5 +91,3 @@ func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *dire
 	}
 	return f, nil
 }
-
-// requireRecentSignIn answers 403 reauthentication_required unless the

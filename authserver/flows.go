@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -87,15 +86,6 @@ const (
 )
 
 var errBusy = problem.Busy.New().After(5 * time.Second)
-
-// acceptedBody is the one answer of send-magic-link, register and
-// forgot-password.
-var acceptedBody = map[string]string{"status": "accepted",
-	"message": "if the address can receive this mail, it is on its way"}
-
-func writeAccepted(w http.ResponseWriter) {
-	writeJSON(w, http.StatusAccepted, acceptedBody)
-}
 
 // goFlow queues job for the background workers; it fails only when the
 // line is full. Job errors are logged by flow name only, never with the
@@ -220,18 +210,4 @@ func signupAllowed(o *directory.Org, email string) bool {
 		}
 	}
 	return false
-}
-
-// emailRequest is the body of forgot-password.
-type emailRequest struct {
-	Email string `json:"email"`
-}
-
-// readEmail decodes and checks the email field of an account-flow body.
-func readEmail(raw, field string) (string, error) {
-	email := normalizeEmail(raw)
-	if !validEmail(email) {
-		return "", problem.InvalidEmail.Because(field + " must be an email address")
-	}
-	return email, nil
 }

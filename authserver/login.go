@@ -103,11 +103,3 @@ func (s *Server) totpEnabled(ctx context.Context, userID string) (bool, error) {
 	}
 	return c.TOTPEnabled, nil
 }
-
-// principal's family signed in within reauthWindow.
-func (s *Server) requireRecentSignIn(p *Principal) error {
-	if p.AuthTime.IsZero() || s.cfg.Now().Sub(p.AuthTime) > session.ReauthWindow {
-		return session.ErrReauth
-	}
-	return nil
-}
