@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
@@ -49,7 +50,7 @@ func TestTOTPChangesNeedRecentSignIn(t *testing.T) {
 		t.Fatalf("verify: %d %s", v.status, v.raw)
 	}
 	h.clock.Add(11 * time.Minute)
-	h.clock.Add(totpPeriod * time.Second)
+	h.clock.Add(account.TotpPeriod * time.Second)
 	if r := h.do("POST", "/auth/2fa/disable", map[string]string{"code": h.totpCode(secret, 0)}, "Authorization", "Bearer "+v.str("access_token")); r.status != 403 || r.errCode() != "reauthentication_required" {
 		t.Fatalf("disable 11 minutes after sign-in: %d %s", r.status, r.raw)
 	}
@@ -90,7 +91,7 @@ func TestRecoveryCodesAreLongAndKeyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range codes {
-		norm := normalizeRecoveryCode(c)
+		norm := account.NormalizeRecoveryCode(c)
 		if bits := len(norm) * 5; bits < 112 {
 			t.Fatalf("recovery code %q carries %d bits, want at least 112", c, bits)
 		}
@@ -167,7 +168,7 @@ func TestSignupNeverChangesCredentials(t *testing.T) {
 					if r.status != 200 || r.body["mfa_required"] != true {
 						t.Errorf("bob's password to %s: %d %s, want the second-factor step", org, r.status, r.raw)
 					}
-					h.clock.Add(totpPeriod * time.Second)
+					h.clock.Add(account.TotpPeriod * time.Second)
 					vr := h.do("POST", "/auth/2fa/verify", map[string]string{"intermediate_session_token": r.str("intermediate_session_token"), "code": h.totpCode(secret, 0)})
 					if vr.status != 200 || vr.str("organization.slug") != org {
 						t.Errorf("bob's second factor for %s: %d %s", org, vr.status, vr.raw)

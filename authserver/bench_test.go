@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/tenantauth/tenantauth/authserver/account"
 )
 
 // benchToken logs alice in and returns an access token and the server.
@@ -83,16 +85,16 @@ func BenchmarkVerifyAPIKey(b *testing.B) {
 // parameters.
 func BenchmarkArgon2id(b *testing.B) {
 	salt := bytes.Repeat([]byte{1}, 16)
-	p := DefaultArgon2
+	p := account.DefaultArgon2
 	for b.Loop() {
-		argon2.IDKey([]byte("correct horse battery"), salt, p.Time, p.MemoryKiB, p.Threads, argonKeyLen)
+		argon2.IDKey([]byte("correct horse battery"), salt, p.Time, p.MemoryKiB, p.Threads, account.ArgonKeyLen)
 	}
 }
 
 // BenchmarkLogin is POST /auth/login through the whole handler stack with
 // the default argon2id parameters, session creation and JWT signing.
 func BenchmarkLogin(b *testing.B) {
-	h := newHarness(b, nil, func(c *Config) { c.Argon2 = DefaultArgon2; c.RateLimitPerMinute = -1 })
+	h := newHarness(b, nil, func(c *Config) { c.Argon2 = account.DefaultArgon2; c.RateLimitPerMinute = -1 })
 	h.addMember("demo/acme", "alice@acme.com", "owner", "correct horse battery")
 	body := `{"email":"alice@acme.com","password":"correct horse battery"}`
 	for b.Loop() {

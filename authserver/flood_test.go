@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
@@ -49,7 +50,7 @@ func TestSignupFloodDoesNotDelayOtherMail(t *testing.T) {
 	cfg := h.srv.Config()
 	cfg.TrustedProxies = loopbackProxy
 	cfg.RateLimitPerMinute = perClient
-	cfg.Argon2 = Argon2Params{MemoryKiB: 2048, Time: 2, Threads: 1} // a few ms a hash
+	cfg.Argon2 = account.Argon2Params{MemoryKiB: 2048, Time: 2, Threads: 1} // a few ms a hash
 	mailer := &slowMailer{delay: 10 * time.Millisecond, at: map[string]time.Time{}}
 	h.srv = New(cfg, h.dir, h.store, testKey, WithMailer(mailer), WithMembershipWriter(h.members))
 	h.http.Close()

@@ -2,21 +2,17 @@ package authserver
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/tenantauth/tenantauth/authserver/session"
-
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
-	"github.com/tenantauth/tenantauth/api/consts"
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
@@ -45,13 +41,13 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	if strings.TrimSpace(req.Organization) == "" {
 		return problem.InvalidOrganization.New()
 	}
-	if err := s.checkPassword(req.Password, email); err != nil {
+	if err := s.accounts.CheckPassword(req.Password, email); err != nil {
 		return err
 	}
 	password, orgSel := req.Password, req.Organization
 	binding := s.newSignupBinding(w)
-	if err := s.goFlow(purposeVerifyEmail, func(ctx context.Context) error {
-		return s.sendVerification(ctx, email, password, orgSel, binding)
+	if err := s.accounts.GoFlow(account.PurposeVerifyEmail, func(ctx context.Context) error {
+		return s.accounts.SendVerification(ctx, email, password, orgSel, binding)
 	}); err != nil {
 		return err
 	}
@@ -59,33 +55,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// sendVerification mails a verification link, carrying the password's
-// hash, when the organization admits the email; see mailToken. The
-// password is hashed either way.
-func (s *Server) sendVerification(ctx context.Context, email, password, orgSel, binding string) error {
-	hash, err := s.hashPasswordBackground(ctx, password)
-	if err != nil {
-		return err
-	}
-	org, ok := s.dir.Org(orgSel)
-	send := ok && signupAllowed(org, email)
-	if send {
-		// Registering an existing member changes nothing.
-		_, exists := s.dir.MemberAnyState(email, org.Ref)
-		send = !exists
-	}
-	if !ok {
-		org = &directory.Org{}
-	}
-	ot := &oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: s.userFor(email).ID, OrgRef: org.Ref, PasswordHash: hash,
-		SignupBinding: binding}
-	return s.mailToken(ctx, send, token.PrefixVerifyEmail, verifyEmailTTL, ot, func(raw string, expires time.Time) mail.Message {
-		return verifyEmailMail(s, email, raw, org, expires)
-	})
-}
-
 // handleVerifyEmail is POST /auth/verify-email: it creates the Membership
-// (a real object through the MembershipWriter), sets the password chosen
+// (a real object through the account.MembershipWriter), sets the password chosen
 // at signup for a new user only (an existing user keeps their credentials
 // and gets a notice mail instead), puts the member into the directory at once, so the session
 // does not wait for the informer, and answers with a session (or the
@@ -101,15 +72,15 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	}
 	var org *directory.Org
 	var signupRef string
-	rec, ot, err := s.consumeOneTime(ctx, token.PrefixVerifyEmail, purposeVerifyEmail, req.Token, func(ot *oneTime) error {
+	rec, ot, err := s.accounts.ConsumeOneTime(ctx, token.PrefixVerifyEmail, account.PurposeVerifyEmail, req.Token, func(ot *account.OneTime) error {
 		var ok bool
 		if org, ok = s.dir.OrgByRef(ot.OrgRef); !ok {
 			return errOrgNotFound
 		}
-		if !signupAllowed(org, ot.Email) {
+		if !account.SignupAllowed(org, ot.Email) {
 			return problem.SignupClosed.New()
 		}
-		signupRef = orgNamespace(org.Ref) + "/" + SignupMembershipName(orgName(org.Ref), ot.Email)
+		signupRef = account.OrgNamespace(org.Ref) + "/" + account.SignupMembershipName(account.OrgName(org.Ref), ot.Email)
 		// A retry after a failure half-way finds its own Membership: go on.
 		if m, exists := s.dir.MemberAnyState(ot.Email, org.Ref); exists && m.Ref != signupRef {
 			if m.Disabled {
@@ -126,82 +97,15 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 		// Not the client that chose the password: keep none of it.
 		ot.PasswordHash = ""
 	}
-	o, err := s.finishSignup(ctx, ot, org, signupRef)
+	o, err := s.accounts.FinishSignup(ctx, ot, org, signupRef)
 	if err != nil {
-		if isRetryable(err) {
-			s.unspend(ctx, rec, ot)
+		if account.IsRetryable(err) {
+			s.accounts.Unspend(ctx, rec, ot)
 		}
 		return err
 	}
 	return s.writeOutcome(w, o, nil)
 }
-
-func (s *Server) finishSignup(ctx context.Context, ot *oneTime, org *directory.Org, ref string) (*loginOutcome, error) {
-	role := org.DefaultRole
-	if role == "" {
-		role = consts.DefaultRole
-	}
-	if err := s.members.CreateMembership(ctx, org.Ref, ot.Email, role); err != nil {
-		if errors.Is(err, ErrMembershipRefused) {
-			s.log.Info("signup refused by the cluster", "organization", org.Slug, "reason", err.Error())
-			return nil, problem.SignupRefused.New()
-		}
-		return nil, fmt.Errorf("create membership in %s: %w", org.Slug, err)
-	}
-	member, ok := s.dir.MemberAnyState(ot.Email, org.Ref)
-	switch {
-	case !ok:
-		member = &directory.Member{Ref: ref, OrgRef: org.Ref, Email: ot.Email, Role: role}
-		s.dir.PutMember(member)
-	case member.Disabled:
-		return nil, problem.MembershipDisabled.New()
-	}
-	existing, err := s.adoptSignupPassword(ctx, ot, org)
-	if err != nil {
-		return nil, err
-	}
-	if existing {
-		if err := s.deliver(ctx, addedToOrgMail(s, ot.Email, org)); err != nil {
-			s.log.Error(err, "could not queue the added-to-organization notice", "organization", org.Slug)
-		}
-	}
-	return s.completeLogin(ctx, session.User{ID: ot.UserID, Email: ot.Email}, []string{"email"}, directory.Membership{Member: member, Org: org}, nil)
-}
-
-// errKeepCredentials stops UpdateCredentials without a write.
-var errKeepCredentials = errors.New("credentials kept")
-
-// adoptSignupPassword sets the password chosen at register, but only for a
-// new user: signup never changes an existing user's credentials, as the
-// HTTP contract of /auth/signup promises. A user is existing when they have a password, or a
-// membership of any other organization: whoever registered may not be the
-// owner of the mailbox who clicked the link, and the password they chose
-// must not become a way into the user's other organizations. existing
-// reports that the password was discarded.
-func (s *Server) adoptSignupPassword(ctx context.Context, ot *oneTime, org *directory.Org) (existing bool, err error) {
-	existing = s.dir.MemberElsewhere(ot.Email, org.Ref)
-	if ot.PasswordHash == "" {
-		return existing, nil // verified from another client: see signupCookie
-	}
-	err = s.UpdateCredentials(ctx, ot.UserID, func(c *Credentials) error {
-		switch {
-		case c.PasswordHash == ot.PasswordHash && c.PasswordHash != "":
-			return errKeepCredentials // a retry of this signup, which set it
-		case existing || c.PasswordHash != "":
-			existing = true
-			return errKeepCredentials
-		}
-		c.PasswordHash = ot.PasswordHash
-		return nil
-	})
-	if errors.Is(err, errKeepCredentials) {
-		err = nil
-	}
-	return existing, err
-}
-
-func orgNamespace(ref string) string { ns, _, _ := strings.Cut(ref, "/"); return ns }
-func orgName(ref string) string      { _, name, _ := strings.Cut(ref, "/"); return name }
 
 // handleForgotPassword is POST /auth/forgot-password: always 202, and a
 // reset mail when the email belongs to a member of any organization.
@@ -214,11 +118,11 @@ func (s *Server) handleForgotPassword(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if err := s.goFlow(purposeReset, func(ctx context.Context) error {
+	if err := s.accounts.GoFlow(account.PurposeReset, func(ctx context.Context) error {
 		send := len(s.dir.Memberships(email)) > 0
-		ot := &oneTime{Purpose: purposeReset, Email: email, UserID: s.userFor(email).ID}
-		return s.mailToken(ctx, send, token.PrefixReset, resetTTL, ot, func(raw string, expires time.Time) mail.Message {
-			return resetMail(s, email, raw, expires)
+		ot := &account.OneTime{Purpose: account.PurposeReset, Email: email, UserID: s.userFor(email).ID}
+		return s.accounts.MailToken(ctx, send, token.PrefixReset, account.ResetTTL, ot, func(raw string, expires time.Time) mail.Message {
+			return account.ResetMail(s.accounts, email, raw, expires)
 		})
 	}); err != nil {
 		return err
@@ -243,43 +147,25 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 	}
 	ctx := r.Context()
 	var hash string
-	rec, ot, err := s.consumeOneTime(ctx, token.PrefixReset, purposeReset, req.Token, func(ot *oneTime) error {
-		if err := s.checkPassword(req.Password, ot.Email); err != nil {
+	rec, ot, err := s.accounts.ConsumeOneTime(ctx, token.PrefixReset, account.PurposeReset, req.Token, func(ot *account.OneTime) error {
+		if err := s.accounts.CheckPassword(req.Password, ot.Email); err != nil {
 			return err
 		}
 		var err error
-		hash, err = s.hashPassword(ctx, req.Password)
+		hash, err = s.accounts.HashPassword(ctx, req.Password)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if err := s.applyReset(ctx, ot.UserID, hash); err != nil {
+	if err := s.accounts.ApplyReset(ctx, ot.UserID, hash); err != nil {
 		// The client may retry with the same token: the reset is whole
 		// only once every session is gone.
-		if isRetryable(err) {
-			s.unspend(ctx, rec, ot)
+		if account.IsRetryable(err) {
+			s.accounts.Unspend(ctx, rec, ot)
 		}
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// applyReset sets the password hash, then revokes the user's sessions and
-// outstanding tokens. Each step may be repeated.
-func (s *Server) applyReset(ctx context.Context, userID, hash string) error {
-	if err := s.UpdateCredentials(ctx, userID, func(c *Credentials) error {
-		c.PasswordHash = hash
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := s.sessions.RevokeUserSessions(ctx, userID, "password_reset"); err != nil {
-		return err
-	}
-	if err := s.clearLockout(ctx, userID); err != nil {
-		return err
-	}
-	return s.revokeUserTokens(ctx, userID)
 }

@@ -3,11 +3,13 @@ package authserver
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/directory"
 )
 
@@ -48,7 +50,7 @@ func TestRegisterAndVerifyEmail(t *testing.T) {
 		t.Fatalf("memberships created: %v", got)
 	}
 	m, ok := h.dir.MemberOf("new@acme.com", "demo/acme")
-	if !ok || m.Ref != "demo/"+SignupMembershipName("acme", "new@acme.com") {
+	if !ok || m.Ref != "demo/"+account.SignupMembershipName("acme", "new@acme.com") {
 		t.Fatalf("the member is in the directory at once, under the Membership's name: %+v", m)
 	}
 	if me := h.do("GET", "/auth/me", nil, "Authorization", "Bearer "+v.str("access_token")); me.status != 200 || me.str("role") != "viewer" {
@@ -182,8 +184,8 @@ func TestPasswordRules(t *testing.T) {
 			}
 		})
 	}
-	if len(commonPasswords) < 9900 {
-		t.Fatalf("the embedded list has %d passwords", len(commonPasswords))
+	if len(account.CommonPasswords) < 9900 {
+		t.Fatalf("the embedded list has %d passwords", len(account.CommonPasswords))
 	}
 	for _, bad := range []map[string]string{
 		{"email": "nope", "password": goodPassword, "organization": "acme"},
@@ -215,7 +217,7 @@ func TestVerifyEmailFailures(t *testing.T) {
 	t.Run("admission refuses the membership", func(t *testing.T) {
 		h := signupHarness(t)
 		tok := register(h, "bob@acme.com")
-		h.members.setErr(fmt.Errorf("create: %w: denied", ErrMembershipRefused))
+		h.members.setErr(fmt.Errorf("create: %w: denied", account.ErrMembershipRefused))
 		if r := h.do("POST", "/auth/verify-email", map[string]string{"token": tok}); r.status != 409 || r.errCode() != "signup_refused" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
@@ -242,7 +244,7 @@ func TestVerifyEmailFailures(t *testing.T) {
 	t.Run("expired", func(t *testing.T) {
 		h := signupHarness(t)
 		tok := register(h, "bob@acme.com")
-		h.clock.Add(verifyEmailTTL)
+		h.clock.Add(account.VerifyEmailTTL)
 		if r := h.do("POST", "/auth/verify-email", map[string]string{"token": tok}); r.status != 401 || r.errCode() != "token_expired" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
@@ -250,7 +252,9 @@ func TestVerifyEmailFailures(t *testing.T) {
 	t.Run("no membership writer", func(t *testing.T) {
 		h := signupHarness(t)
 		tok := register(h, "bob@acme.com")
-		h.srv.members = nil
+		h.srv = New(h.srv.Config(), h.dir, h.store, testKey) // no MembershipWriter
+		h.http.Close()
+		h.http = httptest.NewServer(h.srv)
 		if r := h.do("POST", "/auth/verify-email", map[string]string{"token": tok}); r.status != 503 || r.errCode() != "signup_unavailable" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
@@ -320,14 +324,14 @@ func TestResetPasswordEdges(t *testing.T) {
 
 	h.do("POST", "/auth/forgot-password", map[string]string{"email": "kube@acme.com"})
 	tok = h.tokenFromMail("kube@acme.com")
-	h.clock.Add(resetTTL)
+	h.clock.Add(account.ResetTTL)
 	if r := h.do("POST", "/auth/reset-password", map[string]string{"token": tok, "password": "second passphrase"}); r.status != 401 || r.errCode() != "token_expired" {
 		t.Fatalf("expired: %d %s", r.status, r.raw)
 	}
 	if r := h.do("POST", "/auth/reset-password", map[string]string{"password": "second passphrase"}); r.status != 401 || r.errCode() != "token_invalid" {
 		t.Fatalf("no token: %d %s", r.status, r.raw)
 	}
-	h.clock.Add(tokenRetention + time.Minute)
+	h.clock.Add(account.TokenRetention + time.Minute)
 	if n, _ := h.store.DeleteExpired(t.Context(), h.clock.Now()); n == 0 {
 		t.Fatalf("expired token records are garbage-collected")
 	}

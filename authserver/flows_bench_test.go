@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/session"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
@@ -117,7 +118,7 @@ func BenchmarkSendMagicLink(b *testing.B) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := h.srv.waitFlows(ctx); err != nil {
+	if err := h.srv.accounts.WaitFlows(ctx); err != nil {
 		b.Fatal(err)
 	}
 	if err := q.Flush(ctx); err != nil {
@@ -134,7 +135,7 @@ func BenchmarkTOTPVerify(b *testing.B) {
 	h := newHarness(b, nil)
 	h.srv.limiter = newRateLimiter(0, time.Minute, h.clock.Now)
 	fh := &flowHarness{harness: h}
-	key, err := h.srv.newTOTPKey("bench@acme.test")
+	key, err := h.srv.accounts.NewTOTPKey("bench@acme.test")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func BenchmarkTOTPVerify(b *testing.B) {
 		email := fmt.Sprintf("user%d@acme.com", i)
 		h.addMember("demo/acme", email, "member", "")
 		u := h.srv.userFor(email)
-		if err := h.srv.UpdateCredentials(ctx, u.ID, func(c *Credentials) error {
+		if err := h.srv.accounts.UpdateCredentials(ctx, u.ID, func(c *account.Credentials) error {
 			c.TOTPSecret, c.TOTPEnabled = key.Secret(), true
 			return nil
 		}); err != nil {
@@ -179,8 +180,8 @@ func BenchmarkAuthenticateMagicLinkExchange(b *testing.B) {
 	ctx := context.Background()
 	tokens := make([]string, b.N)
 	for i := range tokens {
-		ot := &oneTime{Purpose: purposeMagicLink, Email: "alice@acme.com", UserID: h.srv.userFor("alice@acme.com").ID}
-		if err := h.srv.mailToken(ctx, true, token.PrefixMagicLink, magicLinkTTL, ot, func(raw string, _ time.Time) mail.Message {
+		ot := &account.OneTime{Purpose: account.PurposeMagicLink, Email: "alice@acme.com", UserID: h.srv.userFor("alice@acme.com").ID}
+		if err := h.srv.accounts.MailToken(ctx, true, token.PrefixMagicLink, account.MagicLinkTTL, ot, func(raw string, _ time.Time) mail.Message {
 			tokens[i] = raw
 			return mail.Message{To: "alice@acme.com"}
 		}); err != nil {

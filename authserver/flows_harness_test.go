@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/mail"
 	"github.com/tenantauth/tenantauth/authserver/mail/mailtest"
 )
@@ -30,7 +31,7 @@ func (m *flowMailer) Send(_ context.Context, msg mail.Message) error {
 	return nil
 }
 
-// flowMembers is a MembershipWriter that records what it was asked to
+// flowMembers is a account.MembershipWriter that records what it was asked to
 // create; err, when set, is returned instead.
 type flowMembers struct {
 	mu      sync.Mutex
@@ -86,10 +87,10 @@ func (h *flowHarness) settle() {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.srv.waitFlows(ctx); err != nil {
+	if err := h.srv.accounts.WaitFlows(ctx); err != nil {
 		h.t.Fatal(err)
 	}
-	if q := h.srv.mailQueue(); q != nil {
+	if q := h.srv.accounts.MailQueue(); q != nil {
 		if err := q.Flush(ctx); err != nil {
 			h.t.Fatal(err)
 		}
@@ -142,7 +143,7 @@ func (h *flowHarness) tokenFromMail(addr string) string {
 // totpCode is the code of secret at the harness clock, steps steps later.
 func (h *flowHarness) totpCode(secret string, steps int) string {
 	h.t.Helper()
-	counter := uint64(h.clock.Now().Unix()/totpPeriod) + uint64(steps)
+	counter := uint64(h.clock.Now().Unix()/account.TotpPeriod) + uint64(steps)
 	code, err := hotp.GenerateCodeCustom(secret, counter, hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
 		h.t.Fatal(err)
@@ -162,14 +163,14 @@ func (h *flowHarness) enableTOTP(accessToken string) (string, []string) {
 	}
 	en := h.do("POST", "/auth/2fa/enable", map[string]string{"code": h.totpCode(secret, 0)}, "Authorization", "Bearer "+accessToken)
 	raw, _ := en.body["recovery_codes"].([]any)
-	if en.status != 200 || len(raw) != recoveryCodeCount {
+	if en.status != 200 || len(raw) != account.RecoveryCodeCount {
 		h.t.Fatalf("enable: %d %s", en.status, en.raw)
 	}
 	codes := make([]string, len(raw))
 	for i, c := range raw {
 		codes[i], _ = c.(string)
 	}
-	h.clock.Add(totpPeriod * time.Second)
+	h.clock.Add(account.TotpPeriod * time.Second)
 	return secret, codes
 }
 

@@ -2,10 +2,9 @@ package authserver
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/session"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
@@ -13,8 +12,6 @@ import (
 	"github.com/tenantauth/tenantauth/authserver/token"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
-
-	"github.com/tenantauth/tenantauth/authserver/mail"
 )
 
 // Magic links, in Holos's three steps: send-magic-link mails a single-use
@@ -40,43 +37,13 @@ func (s *Server) handleSendMagicLink(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	if err := s.goFlow(purposeMagicLink, func(ctx context.Context) error {
-		return s.sendMagicLink(ctx, email, req.Organization)
+	if err := s.accounts.GoFlow(account.PurposeMagicLink, func(ctx context.Context) error {
+		return s.accounts.SendMagicLink(ctx, email, req.Organization)
 	}); err != nil {
 		return err
 	}
 	writeAccepted(w)
 	return nil
-}
-
-// sendMagicLink mails a link when email may use one; see mailToken.
-func (s *Server) sendMagicLink(ctx context.Context, email, orgSel string) error {
-	var target *directory.Org
-	send := false
-	if orgSel != "" {
-		if o, ok := s.dir.Org(orgSel); ok {
-			_, member := s.dir.MemberOf(email, o.Ref)
-			send, target = member && o.MagicLink, o
-		}
-	} else {
-		send = s.hasMagicLinkOrg(email)
-	}
-	ot := &oneTime{Purpose: purposeMagicLink, Email: email, UserID: s.userFor(email).ID}
-	if target != nil {
-		ot.OrgRef = target.Ref
-	}
-	return s.mailToken(ctx, send, token.PrefixMagicLink, magicLinkTTL, ot, func(raw string, expires time.Time) mail.Message {
-		return magicLinkMail(s, email, raw, target, expires)
-	})
-}
-
-func (s *Server) hasMagicLinkOrg(email string) bool {
-	for _, m := range s.dir.Memberships(email) {
-		if m.Org.MagicLink {
-			return true
-		}
-	}
-	return false
 }
 
 type tokenRequest struct {
@@ -94,7 +61,7 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 		return err
 	}
 	ctx := r.Context()
-	rec, ot, err := s.consumeOneTime(ctx, token.PrefixMagicLink, purposeMagicLink, req.Token, nil)
+	rec, ot, err := s.accounts.ConsumeOneTime(ctx, token.PrefixMagicLink, account.PurposeMagicLink, req.Token, nil)
 	if err != nil {
 		return err
 	}
@@ -103,32 +70,25 @@ func (s *Server) handleAuthenticateMagicLink(w http.ResponseWriter, r *http.Requ
 	if ot.OrgRef != "" {
 		if o, ok := s.dir.OrgByRef(ot.OrgRef); ok && o.MagicLink {
 			if m, ok := s.dir.MemberOf(ot.Email, o.Ref); ok {
-				out, err := s.completeLogin(ctx, u, amr, directory.Membership{Member: m, Org: o}, nil)
-				if err != nil && isRetryable(err) {
-					s.unspend(ctx, rec, ot)
+				out, err := s.accounts.CompleteLogin(ctx, u, amr, directory.Membership{Member: m, Org: o}, nil)
+				if err != nil && account.IsRetryable(err) {
+					s.accounts.Unspend(ctx, rec, ot)
 				}
 				return s.answer(w, out, err)
 			}
 		}
 		// The membership went away since the mail: fall back to the list.
 	}
-	if !s.hasMagicLinkOrg(ot.Email) {
+	if !s.accounts.HasMagicLinkOrg(ot.Email) {
 		return problem.NotAMember.Because("you are no longer a member of an organization that allows sign-in by email")
 	}
 	resp, err := s.sessions.StartIntermediate(ctx, u, amr, nil, false)
 	if err != nil {
-		if isRetryable(err) {
-			s.unspend(ctx, rec, ot)
+		if account.IsRetryable(err) {
+			s.accounts.Unspend(ctx, rec, ot)
 		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
-}
-
-// isRetryable reports whether err is a fault of ours or of the store (a
-// 503), after which the client may try the same token again.
-func isRetryable(err error) bool {
-	var e *problem.Error
-	return !errors.As(err, &e) || e.Status == http.StatusServiceUnavailable
 }

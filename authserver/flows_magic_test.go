@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -31,7 +32,7 @@ func TestMagicLinkThreeSteps(t *testing.T) {
 	}
 	link := h.lastLink("alice@acme.com")
 	if !strings.HasPrefix(link, "http://auth.test/users/authenticate-magic-link?token=ml_") ||
-		!strings.Contains(ms[0].HTML, `href="`+link+`"`) || ms[0].Expires.Sub(h.clock.Now()) != magicLinkTTL {
+		!strings.Contains(ms[0].HTML, `href="`+link+`"`) || ms[0].Expires.Sub(h.clock.Now()) != account.MagicLinkTTL {
 		t.Fatalf("link %q, html %q, expires %v", link, ms[0].HTML, ms[0].Expires)
 	}
 
@@ -149,7 +150,7 @@ func TestMagicLinkBadTokens(t *testing.T) {
 		{name: "unknown id", token: "ml_aaaaaaaaaaaaaaaaaaaa." + strings.Repeat("A", 43), code: "token_invalid"},
 		{name: "wrong secret", token: valid[:len(valid)-4] + "AAAA", code: "token_invalid"},
 		{name: "another purpose's token", token: reset, code: "token_invalid"},
-		{name: "expired", token: expired, code: "token_expired", before: func() { h.clock.Add(magicLinkTTL + time.Second) }},
+		{name: "expired", token: expired, code: "token_expired", before: func() { h.clock.Add(account.MagicLinkTTL + time.Second) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -294,9 +295,7 @@ func TestSwitchOrganizationWithSession(t *testing.T) {
 func TestAccountFlowsBusyAnswersAlike(t *testing.T) {
 	h := newFlowHarness(t)
 	h.addMember("demo/acme", "alice@acme.com", "owner", "")
-	h.srv.flows.mu.Lock()
-	h.srv.flows.pending = maxFlowJobs // the line is full
-	h.srv.flows.mu.Unlock()
+	h.srv.accounts.SetFlowsPending(account.MaxFlowJobs) // the line is full
 	var bodies []string
 	for _, email := range []string{"alice@acme.com", "nobody@acme.com"} {
 		r := h.do("POST", "/users/send-magic-link", map[string]string{"email_address": email})
@@ -308,9 +307,7 @@ func TestAccountFlowsBusyAnswersAlike(t *testing.T) {
 	if bodies[0] != bodies[1] {
 		t.Fatalf("busy answers differ: %q", bodies)
 	}
-	h.srv.flows.mu.Lock()
-	h.srv.flows.pending = 0
-	h.srv.flows.mu.Unlock()
+	h.srv.accounts.SetFlowsPending(0)
 	if r := h.do("POST", "/users/send-magic-link", map[string]string{"email_address": "alice@acme.com"}); r.status != 202 {
 		t.Fatalf("after the line empties: %d %s", r.status, r.raw)
 	}

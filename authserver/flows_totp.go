@@ -1,19 +1,15 @@
 package authserver
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"strconv"
-	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/session"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
-
-	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // TOTP two-factor authentication: setup, enable, disable and verify.
@@ -73,7 +69,7 @@ func (s *Server) totpActorFor(r *http.Request, req *totpRequest) (*totpActor, er
 	if !ok {
 		return nil, problem.NotAMember.New()
 	}
-	on, err := s.totpEnabled(ctx, in.UserID)
+	on, err := s.accounts.TotpEnabled(ctx, in.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -96,17 +92,17 @@ func (s *Server) handleTOTPSetup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	key, err := s.newTOTPKey(a.u.Email)
+	key, err := s.accounts.NewTOTPKey(a.u.Email)
 	if err != nil {
 		return err
 	}
-	qr, err := qrDataURL(key)
+	qr, err := account.QRDataURL(key)
 	if err != nil {
 		return err
 	}
-	if err := s.UpdateCredentials(r.Context(), a.u.ID, func(c *Credentials) error {
+	if err := s.accounts.UpdateCredentials(r.Context(), a.u.ID, func(c *account.Credentials) error {
 		if c.TOTPEnabled {
-			return errTOTPOn
+			return account.ErrTOTPOn
 		}
 		c.TOTPSecret, c.RecoveryHashes = key.Secret(), nil
 		return nil
@@ -127,34 +123,34 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if req.Code == "" {
-		return errCodeRequired
+		return account.ErrCodeRequired
 	}
 	a, err := s.totpActorFor(r, &req)
 	if err != nil {
 		return err
 	}
 	ctx := r.Context()
-	codes, hashes := newRecoveryCodes(s.recoveryKey)
-	err = s.UpdateCredentials(ctx, a.u.ID, func(c *Credentials) error {
+	codes, hashes := account.NewRecoveryCodes(s.recoveryKey)
+	err = s.accounts.UpdateCredentials(ctx, a.u.ID, func(c *account.Credentials) error {
 		switch {
 		case c.TOTPEnabled:
-			return errTOTPOn
+			return account.ErrTOTPOn
 		case c.TOTPSecret == "":
 			return problem.TOTPNotSetUp.New()
 		}
 		c.TOTPEnabled = true
-		if err := checkSecondFactor(c, req.Code, "", s.cfg.Now(), s.recoveryKey); err != nil {
+		if err := account.CheckSecondFactor(c, req.Code, "", s.cfg.Now(), s.recoveryKey); err != nil {
 			return err
 		}
 		c.RecoveryHashes = hashes
 		return nil
 	})
-	var wrong *secondFactorError
+	var wrong *account.SecondFactorError
 	if errors.As(err, &wrong) {
 		if a.pending != nil {
-			return s.mfaFailure(ctx, a.pending, wrong)
+			return s.accounts.MfaFailure(ctx, a.pending, wrong)
 		}
-		return wrong.answer(problem.InvalidCode, "")
+		return wrong.Answer(problem.InvalidCode, "")
 	}
 	if err != nil {
 		return err
@@ -163,7 +159,7 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) error 
 		writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
 		return nil
 	}
-	out, err := s.completeLogin(ctx, a.u, withAMR(a.pending.In.AMR, "otp"), a.m, a.pending)
+	out, err := s.accounts.CompleteLogin(ctx, a.u, account.WithAMR(a.pending.In.AMR, "otp"), a.m, a.pending)
 	if err != nil {
 		return err
 	}
@@ -185,7 +181,7 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 		return err
 	}
 	if req.Code == "" && req.RecoveryCode == "" {
-		return errCodeRequired
+		return account.ErrCodeRequired
 	}
 	if p.Org.MFARequired {
 		return problem.MFARequiredByOrganization.New()
@@ -194,28 +190,28 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request, p *Pr
 		return tooMany(wait)
 	}
 	u := session.User{ID: p.UserID, Email: p.Email}
-	att, err := s.beginSecondFactor(r.Context(), u)
+	att, err := s.accounts.BeginSecondFactor(r.Context(), u)
 	if err != nil {
 		return err
 	}
-	err = s.UpdateCredentials(r.Context(), p.UserID, func(c *Credentials) error {
-		if err := checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now(), s.recoveryKey); err != nil {
+	err = s.accounts.UpdateCredentials(r.Context(), p.UserID, func(c *account.Credentials) error {
+		if err := account.CheckSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now(), s.recoveryKey); err != nil {
 			return err
 		}
 		c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep, c.RecoveryHashes = "", false, 0, nil
 		return nil
 	})
-	var wrong *secondFactorError
+	var wrong *account.SecondFactorError
 	if errors.As(err, &wrong) {
-		if err := s.endSecondFactor(r.Context(), att, u, false); err != nil {
+		if err := s.accounts.EndSecondFactor(r.Context(), att, u, false); err != nil {
 			return err
 		}
-		return wrong.answer(problem.InvalidCode, "")
+		return wrong.Answer(problem.InvalidCode, "")
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.endSecondFactor(r.Context(), att, u, true); err != nil {
+	if err := s.accounts.EndSecondFactor(r.Context(), att, u, true); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -240,31 +236,31 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		return tooMany(wait)
 	}
 	if req.Code == "" && req.RecoveryCode == "" {
-		return errCodeRequired
+		return account.ErrCodeRequired
 	}
 	u := session.User{ID: in.UserID, Email: in.Email}
-	att, err := s.beginSecondFactor(ctx, u)
+	att, err := s.accounts.BeginSecondFactor(ctx, u)
 	if err != nil {
 		return err
 	}
-	err = s.UpdateCredentials(ctx, u.ID, func(c *Credentials) error {
-		return checkSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now(), s.recoveryKey)
+	err = s.accounts.UpdateCredentials(ctx, u.ID, func(c *account.Credentials) error {
+		return account.CheckSecondFactor(c, req.Code, req.RecoveryCode, s.cfg.Now(), s.recoveryKey)
 	})
-	var wrong *secondFactorError
+	var wrong *account.SecondFactorError
 	if errors.As(err, &wrong) {
 		s.limiter.allow(emailKey) // a wrong code costs twice
-		if err := s.endSecondFactor(ctx, att, u, false); err != nil {
+		if err := s.accounts.EndSecondFactor(ctx, att, u, false); err != nil {
 			return err
 		}
-		return s.mfaFailure(ctx, &session.Pending{Rec: rec, In: in}, wrong)
+		return s.accounts.MfaFailure(ctx, &session.Pending{Rec: rec, In: in}, wrong)
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.endSecondFactor(ctx, att, u, true); err != nil {
+	if err := s.accounts.EndSecondFactor(ctx, att, u, true); err != nil {
 		return err
 	}
-	amr := withAMR(in.AMR, "otp")
+	amr := account.WithAMR(in.AMR, "otp")
 	var m directory.Membership
 	var ok bool
 	switch {
@@ -284,47 +280,12 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		m, ok = directory.Membership{Member: mem, Org: o}, true
 	}
 	if !ok {
-		out, err := s.recordFactor(ctx, rec, req.IntermediateSessionToken, amr)
+		out, err := s.accounts.RecordFactor(ctx, rec, req.IntermediateSessionToken, amr)
 		return s.answer(w, out, err)
 	}
 	if !s.methodAllowed(m.Org, in.AMR) {
 		return problem.AuthMethodDisabled.New()
 	}
-	out, err := s.completeLogin(ctx, u, amr, m, &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken})
+	out, err := s.accounts.CompleteLogin(ctx, u, amr, m, &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken})
 	return s.answer(w, out, err)
-}
-
-// recordFactor keeps the proven second factor on an intermediate session
-// whose organization is not chosen yet, and answers it again.
-func (s *Server) recordFactor(ctx context.Context, rec *store.Record, raw string, amr []string) (*loginOutcome, error) {
-	in, err := s.sessions.ChangeIntermediate(ctx, rec.ID, func(in *session.Intermediate) error {
-		in.AMR = amr
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &loginOutcome{intermediate: &session.IntermediateResponse{
-		IntermediateSessionToken: raw, ExpiresIn: int(in.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
-		User: session.UserInfo{ID: in.UserID, Email: in.Email}, Organizations: s.sessions.OrgList(in.Email), MFARequired: false,
-	}}, nil
-}
-
-// mfaFailure counts a wrong code against the intermediate session; the
-// maxMFAFailures-th spends it, and the user must sign in again.
-func (s *Server) mfaFailure(ctx context.Context, p *session.Pending, wrong *secondFactorError) error {
-	in, err := s.sessions.ChangeIntermediate(ctx, p.Rec.ID, func(in *session.Intermediate) error {
-		in.Failures++
-		if in.Failures >= session.MaxMFAFailures {
-			in.Spent = true
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if left := session.MaxMFAFailures - in.Failures; left > 0 {
-		return wrong.answer(problem.WrongSignInCode, strconv.Itoa(left)+" attempts left")
-	}
-	return wrong.answer(problem.WrongSignInCode, "too many wrong codes: sign in again")
 }

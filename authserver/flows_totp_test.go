@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/session"
 )
 
@@ -62,7 +63,7 @@ func TestTOTPSetupEnableVerify(t *testing.T) {
 	if replay.status != 401 || replay.errCode() != "invalid_code" || !strings.Contains(replay.str("error.message"), "already used") {
 		t.Fatalf("the code used to enable, replayed: %d %s", replay.status, replay.raw)
 	}
-	h.clock.Add(totpPeriod * time.Second)
+	h.clock.Add(account.TotpPeriod * time.Second)
 	v := h.do("POST", "/auth/2fa/verify", map[string]string{"intermediate_session_token": ist, "code": h.totpCode(secret, 0)})
 	if v.status != 200 || v.str("organization.slug") != "acme" || jwtAMR(t, v.str("access_token")) != "pwd,otp" {
 		t.Fatalf("verify: %d %s", v.status, v.raw)
@@ -214,7 +215,7 @@ func TestTOTPVerifyBeforeChoosingOrganization(t *testing.T) {
 		t.Fatalf("exchange after verify: %d %s", ex.status, ex.raw)
 	}
 
-	h.clock.Add(totpPeriod * time.Second)
+	h.clock.Add(account.TotpPeriod * time.Second)
 	login = h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": alicePW})
 	ex = h.do("POST", "/users/exchange-session", map[string]string{"intermediate_session_token": login.str("intermediate_session_token"), "organization_id": "acme"})
 	if ex.status != 200 || ex.body["mfa_required"] != true {

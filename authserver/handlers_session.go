@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/session"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
@@ -74,11 +75,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		return problem.InvalidPassword.New()
 	}
 	u := s.userFor(email)
-	_, creds, err := s.loadCredentials(r.Context(), u.ID)
+	_, creds, err := s.accounts.LoadCredentials(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
-	ok, err := s.passwordSignIn(r.Context(), u, req.Password, creds)
+	ok, err := s.accounts.PasswordSignIn(r.Context(), u, req.Password, creds)
 	if err != nil {
 		return err
 	}
@@ -97,11 +98,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		if !found {
 			return problem.NotAMember.Because("you are not a member of that organization, or it does not allow password login")
 		}
-		out, err := s.completeLogin(r.Context(), u, amr, m, nil)
+		out, err := s.accounts.CompleteLogin(r.Context(), u, amr, m, nil)
 		return s.answer(w, out, err)
 	}
 	if len(ms) == 1 {
-		out, err := s.completeLogin(r.Context(), u, amr, ms[0], nil)
+		out, err := s.accounts.CompleteLogin(r.Context(), u, amr, ms[0], nil)
 		return s.answer(w, out, err)
 	}
 	resp, err := s.sessions.StartIntermediate(r.Context(), u, amr, nil, false)
@@ -146,7 +147,7 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 	if !s.methodAllowed(m.Org, in.AMR) {
 		return problem.AuthMethodDisabled.New()
 	}
-	out, err := s.completeLogin(r.Context(), u, in.AMR, m, &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken})
+	out, err := s.accounts.CompleteLogin(r.Context(), u, in.AMR, m, &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken})
 	return s.answer(w, out, err)
 }
 
@@ -179,7 +180,7 @@ func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, targ
 		return problem.AuthMethodDisabled.New()
 	}
 	lin := &session.Lineage{FamilyID: src.FamilyID, AuthTime: src.AuthTime, AbsoluteExpiresAt: src.AbsoluteExpiresAt}
-	out, err := s.completeLoginIn(ctx, session.User{ID: src.UserID, Email: src.Email}, src.AMR, m, nil, lin)
+	out, err := s.accounts.CompleteLoginIn(ctx, session.User{ID: src.UserID, Email: src.Email}, src.AMR, m, nil, lin)
 	return s.answer(w, out, err)
 }
 
@@ -304,11 +305,11 @@ func (s *Server) setSessionCookies(w http.ResponseWriter, resp *session.Response
 // writeOutcome answers a finished sign-in: the session response with its
 // cookies, or the intermediate response. extra fields (the recovery codes
 // of a TOTP enrolment) join the JSON body.
-func (s *Server) writeOutcome(w http.ResponseWriter, o *loginOutcome, extra map[string]any) error {
-	var body any = o.intermediate
-	if o.session != nil {
-		s.setSessionCookies(w, o.session)
-		body = o.session
+func (s *Server) writeOutcome(w http.ResponseWriter, o *account.LoginOutcome, extra map[string]any) error {
+	var body any = o.Intermediate
+	if o.Session != nil {
+		s.setSessionCookies(w, o.Session)
+		body = o.Session
 	}
 	if extra != nil {
 		m := map[string]any{}
@@ -329,7 +330,7 @@ func (s *Server) writeOutcome(w http.ResponseWriter, o *loginOutcome, extra map[
 }
 
 // answer writes out, or returns err for the error writer.
-func (s *Server) answer(w http.ResponseWriter, out *loginOutcome, err error) error {
+func (s *Server) answer(w http.ResponseWriter, out *account.LoginOutcome, err error) error {
 	if err != nil {
 		return err
 	}

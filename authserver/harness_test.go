@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/store"
@@ -22,8 +23,8 @@ import (
 // testKey is the installation key of test servers.
 var testKey = []byte("test-installation-key-0123456789")
 
-// fastArgon keeps tests quick; benchmarks use DefaultArgon2.
-var fastArgon = Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}
+// fastArgon keeps tests quick; benchmarks use account.DefaultArgon2.
+var fastArgon = account.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}
 
 // testClock is a settable clock safe for concurrent use.
 type testClock struct {
@@ -119,7 +120,7 @@ func (h *harness) addMember(orgRef, email, role, password string) string {
 	h.dir.PutMember(&directory.Member{Ref: orgRef + "-" + email, OrgRef: orgRef, Email: email, Role: role})
 	uid := identity.UserID(testKey, email)
 	if password != "" {
-		if err := h.srv.SetPassword(context.Background(), uid, password); err != nil {
+		if err := h.srv.accounts.SetPassword(context.Background(), uid, password); err != nil {
 			h.t.Fatal(err)
 		}
 	}

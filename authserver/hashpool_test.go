@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/account"
 )
 
 // TestHashPoolSheds fills the argon2 pool (one slot, one queued login):
@@ -14,18 +16,18 @@ import (
 func TestHashPoolSheds(t *testing.T) {
 	h := newHarness(t, nil, func(c *Config) { c.PasswordHashConcurrency, c.PasswordHashQueue = 1, 1 })
 	h.addMember("demo/acme", "alice@acme.com", "owner", alicePassword)
-	pool := h.srv.hasher().pool
+	acc := h.srv.accounts
 	hold := make(chan struct{})
 	running := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = pool.run(context.Background(), func() { close(running); <-hold }) })
+	wg.Go(func() { _ = acc.OccupyHashSlot(context.Background(), func() { close(running); <-hold }) })
 	<-running
 	queued := make(chan response, 1)
 	wg.Go(func() {
 		queued <- h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": alicePassword, "organization": "acme"})
 	})
 	deadline := time.Now().Add(5 * time.Second)
-	for pool.admitted.Load() < 2 && time.Now().Before(deadline) {
+	for acc.HashAdmitted() < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	for _, email := range []string{"alice@acme.com", "nobody@acme.com"} {
@@ -42,7 +44,7 @@ func TestHashPoolSheds(t *testing.T) {
 	h.login("alice@acme.com", alicePassword, "acme")
 	// Nothing shed was counted as a failure: five wrong passwords still
 	// answer 401, not 429.
-	for i := range lockoutThreshold {
+	for i := range account.LockoutThreshold {
 		if r := h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": "wrong"}); r.status != 401 {
 			t.Fatalf("wrong password %d: %d %s", i, r.status, r.raw)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/account"
 )
 
 const alicePassword = "correct horse battery"
@@ -27,7 +29,7 @@ func (h *flowHarness) lockoutNotices(addr string, others ...*Server) int {
 	h.t.Helper()
 	for _, s := range others {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if q := s.mailQueue(); q != nil {
+		if q := s.accounts.MailQueue(); q != nil {
 			_ = q.Flush(ctx)
 		}
 		cancel()
@@ -69,7 +71,7 @@ func TestLockoutAcrossServers(t *testing.T) {
 	}
 	for _, email := range []string{"alice@acme.com", "nobody@acme.com"} {
 		var answers []string
-		for i := range lockoutThreshold {
+		for i := range account.LockoutThreshold {
 			r := login(i, email, fmt.Sprintf("wrong guess %d", i))
 			answers = append(answers, fmt.Sprint(r.status, r.errCode()))
 			if r.status != 401 || r.errCode() != "invalid_credentials" {
@@ -81,7 +83,7 @@ func TestLockoutAcrossServers(t *testing.T) {
 		for i := range 2 {
 			r := login(i, email, alicePassword)
 			if r.status != 429 || r.errCode() != "too_many_failures" {
-				t.Fatalf("%s after %d failures, server %d: %d %s", email, lockoutThreshold, i, r.status, r.raw)
+				t.Fatalf("%s after %d failures, server %d: %d %s", email, account.LockoutThreshold, i, r.status, r.raw)
 			}
 			answers = append(answers, fmt.Sprint(r.status, r.errCode(), r.header.Get("Retry-After")))
 		}
@@ -91,7 +93,7 @@ func TestLockoutAcrossServers(t *testing.T) {
 			t.Fatalf("%s guess after the wait: %d %s", email, r.status, r.raw)
 		}
 		r := login(0, email, alicePassword)
-		if r.status != 429 || retryAfter(t, r) != 2*lockoutDelay(lockoutThreshold) {
+		if r.status != 429 || retryAfter(t, r) != 2*account.LockoutDelay(account.LockoutThreshold) {
 			t.Fatalf("%s: delay did not double: %d %s", email, r.status, r.header.Get("Retry-After"))
 		}
 		h.clock.Add(retryAfter(t, r))
@@ -108,7 +110,7 @@ func TestLockoutAcrossServers(t *testing.T) {
 	if r := login(1, "alice@acme.com", alicePassword); r.status != 200 || r.str("access_token") == "" {
 		t.Fatalf("alice after the wait: %d %s", r.status, r.raw)
 	}
-	for i := range lockoutThreshold {
+	for i := range account.LockoutThreshold {
 		if r := login(i, "alice@acme.com", "wrong"); r.status != 401 {
 			t.Fatalf("after a success, guess %d: %d %s", i, r.status, r.raw)
 		}
@@ -166,14 +168,14 @@ func TestLockoutAcrossIntermediateSessions(t *testing.T) {
 	}
 }
 
-// TestLockoutLocksUntilReset makes lockoutMaxFailures consecutive failures,
+// TestLockoutLocksUntilReset makes account.LockoutMaxFailures consecutive failures,
 // waiting out each slow-down: then the account is locked, even for the
 // right password, until a password reset.
 func TestLockoutLocksUntilReset(t *testing.T) {
 	h := newFlowHarness(t)
 	h.addMember("demo/acme", "alice@acme.com", "owner", alicePassword)
-	for i := range lockoutMaxFailures {
-		h.clock.Add(lockoutMaxDelay)
+	for i := range account.LockoutMaxFailures {
+		h.clock.Add(account.LockoutMaxDelay)
 		if r := h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": "guess"}); r.status != 401 {
 			t.Fatalf("guess %d: %d %s", i, r.status, r.raw)
 		}
@@ -181,7 +183,7 @@ func TestLockoutLocksUntilReset(t *testing.T) {
 	h.clock.Add(24 * time.Hour)
 	r := h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": alicePassword})
 	if r.status != 403 || r.errCode() != "account_locked" {
-		t.Fatalf("after %d failures: %d %s", lockoutMaxFailures, r.status, r.raw)
+		t.Fatalf("after %d failures: %d %s", account.LockoutMaxFailures, r.status, r.raw)
 	}
 	if n := h.lockoutNotices("alice@acme.com"); n != 1 {
 		t.Fatalf("%d notices over one episode, want 1", n)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/account"
 )
 
 // TestLoginAnswersAlikeInTime checks that a wrong password for a member
@@ -20,7 +22,7 @@ func TestLoginAnswersAlikeInTime(t *testing.T) {
 	const samples = 200
 	h := newHarness(t, nil, func(c *Config) {
 		c.RateLimitPerMinute = -1
-		c.Argon2 = Argon2Params{MemoryKiB: 4096, Time: 1, Threads: 1}
+		c.Argon2 = account.Argon2Params{MemoryKiB: 4096, Time: 1, Threads: 1}
 	})
 	const members = samples // each used at most once a round, four rounds
 	for i := range members {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/internal/identity"
 )
 
@@ -102,11 +103,11 @@ func TestPasswordsAreNormalised(t *testing.T) {
 	}
 	// A hash made before normalisation from a non-NFKC password still
 	// verifies for the bytes it was made from.
-	legacy, err := HashPassword("\uff4cegacy passphrase", h.srv.cfg.Argon2)
+	legacy, err := account.HashPassword("\uff4cegacy passphrase", h.srv.cfg.Argon2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.srv.UpdateCredentials(context.Background(), uid, func(c *Credentials) error { c.PasswordHash = legacy; return nil }); err != nil {
+	if err := h.srv.accounts.UpdateCredentials(context.Background(), uid, func(c *account.Credentials) error { c.PasswordHash = legacy; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.do("POST", "/auth/login", map[string]string{"email": "alice@acme.com", "password": "\uff4cegacy passphrase"}); r.status != 200 {

@@ -8,6 +8,7 @@
 package authserver
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/problem"
 	"github.com/tenantauth/tenantauth/authserver/session"
 
@@ -60,7 +62,7 @@ type Config struct {
 	// without the retry counting as reuse.
 	RefreshGrace time.Duration
 	// Argon2 are the password hashing parameters.
-	Argon2 Argon2Params
+	Argon2 account.Argon2Params
 	// MinPasswordLength is the shortest password accepted (NIST: 8).
 	MinPasswordLength int
 	// RequestTimeout bounds each request's store calls, so an unreachable
@@ -91,7 +93,7 @@ func (c *Config) defaults() {
 		c.RefreshGrace = 5 * time.Second
 	}
 	if c.Argon2.MemoryKiB == 0 {
-		c.Argon2 = DefaultArgon2
+		c.Argon2 = account.DefaultArgon2
 	}
 	if c.MinPasswordLength == 0 {
 		c.MinPasswordLength = 8
@@ -126,14 +128,11 @@ type Server struct {
 	// verifyPath is <path prefix>/verify, the forward-auth endpoint.
 	verifyPath string
 	userIDKey  []byte
-	// mailer sends account mails (through a queue); members creates
-	// Memberships at signup; flows is the account flows' runtime state.
-	mailer  mail.Mailer
-	members MembershipWriter
-	flows   flowState
-	// hashing bounds argon2 work; lockouts counts failed sign-ins.
-	hashing  passwordHasher
-	lockouts *lockouts
+	// accounts runs the account flows; mailer and members are the options
+	// it is built with.
+	accounts *account.Service
+	mailer   mail.Mailer
+	members  account.MembershipWriter
 }
 
 // Option adjusts a Server.
@@ -152,7 +151,9 @@ func WithMailer(m mail.Mailer) Option { return func(s *Server) { s.mailer = m } 
 
 // WithMembershipWriter sets what creates Memberships when a signup is
 // verified.
-func WithMembershipWriter(w MembershipWriter) Option { return func(s *Server) { s.members = w } }
+func WithMembershipWriter(w account.MembershipWriter) Option {
+	return func(s *Server) { s.members = w }
+}
 
 // New builds a server. userIDKey is the installation key user IDs are
 // derived with (see package identity).
@@ -166,7 +167,6 @@ func New(cfg Config, dir *directory.Directory, st store.Store, userIDKey []byte,
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}
-	s.lockouts = newLockouts(st, cfg.Now)
 	s.limiter = newRateLimiter(cfg.RateLimitPerMinute, time.Minute, cfg.Now)
 	s.verified = token.NewCache(100_000)
 	s.csrfKey = deriveKey(cfg.Secret, "tenantauth csrf v1")
@@ -177,6 +177,12 @@ func New(cfg Config, dir *directory.Directory, st store.Store, userIDKey []byte,
 		CSRFToken: s.csrfToken, UserID: func(email string) string { return s.userFor(email).ID },
 		Issued: func(kind string) { s.metrics.issued.WithLabelValues(kind).Inc() }, Log: s.log,
 	}, st, dir)
+	s.accounts = account.New(account.Config{
+		Now: cfg.Now, PublicURL: cfg.PublicURL, PathPrefix: cfg.PathPrefix, Argon2: cfg.Argon2,
+		MinPasswordLength: cfg.MinPasswordLength, PasswordHashConcurrency: cfg.PasswordHashConcurrency,
+		PasswordHashQueue: cfg.PasswordHashQueue, RecoveryKey: s.recoveryKey, UserFor: s.userFor,
+		Issued: func(kind string) { s.metrics.issued.WithLabelValues(kind).Inc() }, Log: s.log,
+	}, st, dir, s.sessions, s.mailer, s.members)
 	s.verifyPath = cfg.PathPrefix + "/verify"
 	s.handler = s.routes()
 	return s
@@ -288,4 +294,10 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// SetPassword hashes and stores a user's password: the seeding path of
+// tools and tests (users otherwise set one through signup or reset).
+func (s *Server) SetPassword(ctx context.Context, userID, password string) error {
+	return s.accounts.SetPassword(ctx, userID, password)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/token"
 )
 
@@ -38,7 +39,7 @@ const (
 func (s *Server) newSignupBinding(w http.ResponseWriter) string {
 	raw := token.NewSecret()
 	c := &http.Cookie{Name: signupCookie, Value: raw, Path: s.cfg.PathPrefix + "/auth",
-		MaxAge: int(verifyEmailTTL.Seconds()), HttpOnly: true, SameSite: http.SameSiteLaxMode}
+		MaxAge: int(account.VerifyEmailTTL.Seconds()), HttpOnly: true, SameSite: http.SameSiteLaxMode}
 	if !strings.HasPrefix(s.cfg.PublicURL, "http://") {
 		c.Name, c.Path, c.Secure = hostSignupCookie, "/", true
 	}

@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
+
 	"github.com/pquerna/otp/totp"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
-	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/kube"
 	"github.com/tenantauth/tenantauth/authserver/store"
 )
@@ -103,7 +104,7 @@ func TestRegisterCreatesMembership(t *testing.T) {
 	// A real Membership, visible to kubectl, marked as made by signup; the
 	// operator gives it the same user ID the session carries.
 	var m tav1.Membership
-	key := client.ObjectKey{Namespace: signup.ns, Name: authserver.SignupMembershipName("signup", "new@example.org")}
+	key := client.ObjectKey{Namespace: signup.ns, Name: account.SignupMembershipName("signup", "new@example.org")}
 	eventually(t, "the Membership's user ID", func() bool {
 		return k8s.Get(context.Background(), key, &m) == nil && m.Status.UserID != ""
 	})

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
+
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -114,7 +116,7 @@ func (tn *tenant) replica(t *testing.T) (*httptest.Server, *recorder) {
 	t.Helper()
 	rec := &recorder{}
 	srv := authserver.New(authserver.Config{PublicURL: "http://auth.test", Secret: key, RequestTimeout: 3 * time.Second,
-		Argon2: authserver.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}, RateLimitPerMinute: 10_000}, tn.dir, tn.store, key,
+		Argon2: account.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}, RateLimitPerMinute: 10_000}, tn.dir, tn.store, key,
 		authserver.WithMailer(rec))
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)

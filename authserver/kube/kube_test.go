@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/go-logr/logr"
@@ -192,7 +194,7 @@ func newTenant(t testing.TB) *tenant {
 	g.Eventually(func() bool { _, ok := dir.Org("acme"); _, _, kok := dir.APIKey(k.ID); return ok && kok }).WithTimeout(10 * time.Second).Should(BeTrue())
 
 	srv := authserver.New(authserver.Config{PublicURL: "http://auth.test", Secret: key, RequestTimeout: 3 * time.Second,
-		Argon2: authserver.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}, RateLimitPerMinute: 10_000}, dir, st, key)
+		Argon2: account.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}, RateLimitPerMinute: 10_000}, dir, st, key)
 	g.Expect(srv.SetPassword(ctx, identity.UserID(key, "alice@acme.com"), "correct horse battery")).To(Succeed())
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
-	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/internal/identity"
 )
 
@@ -24,12 +25,12 @@ type MembershipWriter struct {
 	Client client.Client
 }
 
-var _ authserver.MembershipWriter = (*MembershipWriter)(nil)
+var _ account.MembershipWriter = (*MembershipWriter)(nil)
 
 // CreateMembership creates the Membership named by
-// authserver.SignupMembershipName. One that already exists (a retried
+// account.SignupMembershipName. One that already exists (a retried
 // signup) is success. A refusal by admission (Forbidden, Invalid) wraps
-// authserver.ErrMembershipRefused.
+// account.ErrMembershipRefused.
 func (w *MembershipWriter) CreateMembership(ctx context.Context, orgRef, email, role string) error {
 	ns, org, ok := strings.Cut(orgRef, "/")
 	if !ok || ns == "" || org == "" {
@@ -37,7 +38,7 @@ func (w *MembershipWriter) CreateMembership(ctx context.Context, orgRef, email, 
 	}
 	m := &tav1.Membership{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: ns, Name: authserver.SignupMembershipName(org, email),
+			Namespace: ns, Name: account.SignupMembershipName(org, email),
 			Labels: map[string]string{tav1.LabelManagedBy: tav1.ManagedByValue, LabelSignup: "true"},
 		},
 		Spec: tav1.MembershipSpec{Organization: org, Email: identity.NormalizeEmail(email), Role: role},
@@ -47,7 +48,7 @@ func (w *MembershipWriter) CreateMembership(ctx context.Context, orgRef, email, 
 	case err == nil, apierrors.IsAlreadyExists(err):
 		return nil
 	case apierrors.IsForbidden(err), apierrors.IsInvalid(err):
-		return fmt.Errorf("create membership %s/%s: %w: %w", ns, m.Name, authserver.ErrMembershipRefused, err)
+		return fmt.Errorf("create membership %s/%s: %w: %w", ns, m.Name, account.ErrMembershipRefused, err)
 	}
 	return fmt.Errorf("create membership %s/%s: %w", ns, m.Name, err)
 }

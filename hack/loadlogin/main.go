@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
+
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver"
@@ -64,7 +66,7 @@ func main() {
 		return
 	}
 	fmt.Printf("loadlogin: %d CPUs (GOMAXPROCS %d), argon2id m=%d KiB t=%d, %s per run\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0),
-		authserver.DefaultArgon2.MemoryKiB, authserver.DefaultArgon2.Time, *duration)
+		account.DefaultArgon2.MemoryKiB, account.DefaultArgon2.Time, *duration)
 	fmt.Printf("%-10s %6s %10s %8s %8s %8s %8s %10s %10s\n", "pool", "conc", "logins/s", "ok", "busy", "p50", "p99", "idle RSS", "peak RSS")
 	for _, mode := range strings.Split(*modes, ",") {
 		size := 0

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"context"
@@ -101,7 +101,7 @@ type passwordHasher struct {
 	dummy string
 }
 
-func (s *Server) hasher() *passwordHasher {
+func (s *Service) Hasher() *passwordHasher {
 	h := &s.hashing
 	h.once.Do(func() {
 		h.pool = newHashPool(s.cfg.PasswordHashConcurrency, s.cfg.PasswordHashQueue)
@@ -117,8 +117,8 @@ func (s *Server) hasher() *passwordHasher {
 // verifyPassword checks password against encoded (the dummy hash when
 // empty, which never matches) in a pool slot. extra runs in the slot
 // beside the hash, so work such as counting the attempt hides behind it.
-func (s *Server) verifyPassword(ctx context.Context, password, encoded string, extra func()) (bool, error) {
-	h := s.hasher()
+func (s *Service) verifyPassword(ctx context.Context, password, encoded string, extra func()) (bool, error) {
+	h := s.Hasher()
 	known := encoded != ""
 	if !known {
 		encoded = h.dummy
@@ -138,21 +138,31 @@ func (s *Server) verifyPassword(ctx context.Context, password, encoded string, e
 }
 
 // hashPassword hashes a new password in a pool slot, on the request path.
-func (s *Server) hashPassword(ctx context.Context, password string) (string, error) {
+func (s *Service) HashPassword(ctx context.Context, password string) (string, error) {
 	var hash string
 	var herr error
-	if err := s.hasher().pool.run(ctx, func() { hash, herr = HashPassword(normalizePassword(password), s.cfg.Argon2) }); err != nil {
+	if err := s.Hasher().pool.run(ctx, func() { hash, herr = HashPassword(normalizePassword(password), s.cfg.Argon2) }); err != nil {
 		return "", err
 	}
 	return hash, herr
 }
 
 // hashPasswordBackground hashes a new password for a background job.
-func (s *Server) hashPasswordBackground(ctx context.Context, password string) (string, error) {
+func (s *Service) hashPasswordBackground(ctx context.Context, password string) (string, error) {
 	var hash string
 	var herr error
-	if err := s.hasher().pool.runBackground(ctx, func() { hash, herr = HashPassword(normalizePassword(password), s.cfg.Argon2) }); err != nil {
+	if err := s.Hasher().pool.runBackground(ctx, func() { hash, herr = HashPassword(normalizePassword(password), s.cfg.Argon2) }); err != nil {
 		return "", err
 	}
 	return hash, herr
 }
+
+// OccupyHashSlot runs fn in a slot of the argon2 pool, as a password
+// check would, and HashAdmitted counts the checks running or in line: a
+// test fills the pool with them to see what a full pool answers.
+func (s *Service) OccupyHashSlot(ctx context.Context, fn func()) error {
+	return s.Hasher().pool.run(ctx, fn)
+}
+
+// HashAdmitted is the number of password checks running or in line.
+func (s *Service) HashAdmitted() int64 { return s.Hasher().pool.admitted.Load() }

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"bytes"
@@ -24,11 +24,11 @@ import (
 
 // TOTP parameters: RFC 6238 defaults, which every authenticator app reads.
 const (
-	totpPeriod = 30
+	TotpPeriod = 30
 	// totpSkew accepts the codes of one step before and after now, for
 	// clock drift and slow typing.
 	totpSkew          = 1
-	recoveryCodeCount = 10
+	RecoveryCodeCount = 10
 	// recoveryCodeBytes is each recovery code's randomness: 120 bits, over
 	// the 112 the trust model asks of a recovery code, as 24 base32
 	// characters.
@@ -37,18 +37,18 @@ const (
 
 // The answers to a second factor that does not check out.
 var (
-	errCodeRequired = problem.InvalidCode.New()
+	ErrCodeRequired = problem.InvalidCode.New()
 	errTOTPNotOn    = problem.TOTPNotEnabled.New()
-	errTOTPOn       = problem.TOTPAlreadyEnabled.New()
+	ErrTOTPOn       = problem.TOTPAlreadyEnabled.New()
 )
 
-// secondFactorError is a wrong, replayed or unknown code. It is answered
+// SecondFactorError is a wrong, replayed or unknown code. It is answered
 // with status, and counts as a failure.
-type secondFactorError struct{ replay bool }
+type SecondFactorError struct{ replay bool }
 
-func (e *secondFactorError) Error() string { return "wrong second factor" }
+func (e *SecondFactorError) Error() string { return "wrong second factor" }
 
-func (e *secondFactorError) answer(c problem.Code, detail string) *problem.Error {
+func (e *SecondFactorError) Answer(c problem.Code, detail string) *problem.Error {
 	msg := "the code is wrong or expired"
 	if e.replay {
 		msg = "the code was already used; wait for the next one"
@@ -60,17 +60,17 @@ func (e *secondFactorError) answer(c problem.Code, detail string) *problem.Error
 }
 
 // newTOTPKey makes a fresh TOTP key for an account.
-func (s *Server) newTOTPKey(email string) (*otp.Key, error) {
+func (s *Service) NewTOTPKey(email string) (*otp.Key, error) {
 	issuer := "tenantauth"
 	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
 		issuer = u.Hostname()
 	}
-	return totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: email, Period: totpPeriod,
+	return totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: email, Period: TotpPeriod,
 		SecretSize: 20, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 }
 
-// qrDataURL renders the key's otpauth URL as a PNG data URL.
-func qrDataURL(key *otp.Key) (string, error) {
+// QRDataURL renders the key's otpauth URL as a PNG data URL.
+func QRDataURL(key *otp.Key) (string, error) {
 	img, err := key.Image(256, 256)
 	if err != nil {
 		return "", err
@@ -89,7 +89,7 @@ func totpStep(secret, code string, now time.Time) (step int64, ok bool) {
 	if len(code) != 6 {
 		return 0, false
 	}
-	cur := now.Unix() / totpPeriod
+	cur := now.Unix() / TotpPeriod
 	for st := cur - totpSkew; st <= cur+totpSkew; st++ {
 		want, err := hotp.GenerateCodeCustom(secret, uint64(st), hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
@@ -99,17 +99,17 @@ func totpStep(secret, code string, now time.Time) (step int64, ok bool) {
 	return step, ok
 }
 
-// checkSecondFactor checks a TOTP code or a recovery code against c and
+// CheckSecondFactor checks a TOTP code or a recovery code against c and
 // records its use in c: the code's step becomes TOTPLastStep, so neither
 // it nor an earlier one works again, and a recovery code is removed. Run it
 // inside UpdateCredentials, whose compare-and-swap makes two concurrent
 // uses of one code fail for one of them. key is the recovery-code key.
-func checkSecondFactor(c *Credentials, code, recovery string, now time.Time, key []byte) error {
+func CheckSecondFactor(c *Credentials, code, recovery string, now time.Time, key []byte) error {
 	if !c.TOTPEnabled || c.TOTPSecret == "" {
 		return errTOTPNotOn
 	}
 	if recovery != "" {
-		h := []byte(recoveryHash(key, normalizeRecoveryCode(recovery)))
+		h := []byte(recoveryHash(key, NormalizeRecoveryCode(recovery)))
 		match := -1
 		// Every stored hash is compared, in constant time, so the time
 		// says nothing about which one matched.
@@ -119,27 +119,27 @@ func checkSecondFactor(c *Credentials, code, recovery string, now time.Time, key
 			}
 		}
 		if match < 0 {
-			return &secondFactorError{}
+			return &SecondFactorError{}
 		}
 		c.RecoveryHashes = append(c.RecoveryHashes[:match:match], c.RecoveryHashes[match+1:]...)
 		return nil
 	}
 	step, ok := totpStep(c.TOTPSecret, code, now)
 	if !ok {
-		return &secondFactorError{}
+		return &SecondFactorError{}
 	}
 	if step <= c.TOTPLastStep {
-		return &secondFactorError{replay: true}
+		return &SecondFactorError{replay: true}
 	}
 	c.TOTPLastStep = step
 	return nil
 }
 
-// newRecoveryCodes makes single-use recovery codes (six dash-separated
+// NewRecoveryCodes makes single-use recovery codes (six dash-separated
 // groups of four base32 characters, 120 random bits each) and their keyed
 // hashes, which are all that is stored.
-func newRecoveryCodes(key []byte) (codes, hashes []string) {
-	for range recoveryCodeCount {
+func NewRecoveryCodes(key []byte) (codes, hashes []string) {
+	for range RecoveryCodeCount {
 		b := make([]byte, recoveryCodeBytes)
 		if _, err := rand.Read(b); err != nil {
 			panic(err)
@@ -164,8 +164,8 @@ func recoveryHash(key []byte, normalized string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// normalizeRecoveryCode drops case, spaces and dashes, as users type them.
-func normalizeRecoveryCode(c string) string {
+// NormalizeRecoveryCode drops case, spaces and dashes, as users type them.
+func NormalizeRecoveryCode(c string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r == '-' || r == ' ':
@@ -177,8 +177,8 @@ func normalizeRecoveryCode(c string) string {
 	}, c)
 }
 
-// withAMR adds a method to an amr list once.
-func withAMR(amr []string, method string) []string {
+// WithAMR adds a method to an amr list once.
+func WithAMR(amr []string, method string) []string {
 	out := append([]string(nil), amr...)
 	for _, a := range out {
 		if a == method {

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"context"
@@ -92,7 +92,7 @@ func (b accountBook) settle(ctx context.Context, id string, err error) error {
 func lockoutExpiry(lr *lockoutRecord) time.Time {
 	var last time.Time
 	for _, c := range lr.Factors {
-		if c.Failures >= lockoutMaxFailures {
+		if c.Failures >= LockoutMaxFailures {
 			return time.Time{}
 		}
 		if c.Last.After(last) {

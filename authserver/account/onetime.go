@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"context"
@@ -21,20 +21,20 @@ import (
 // Lifetimes of the one-time tokens mailed to users (email verification,
 // password reset, magic link), as the token contract fixes them.
 const (
-	magicLinkTTL   = 15 * time.Minute
-	verifyEmailTTL = 24 * time.Hour
-	resetTTL       = time.Hour
-	// tokenRetention keeps a used or expired token's record this long past
+	MagicLinkTTL   = 15 * time.Minute
+	VerifyEmailTTL = 24 * time.Hour
+	ResetTTL       = time.Hour
+	// TokenRetention keeps a used or expired token's record this long past
 	// its expiry, so presenting it again says token_used or token_expired
 	// rather than token_invalid.
-	tokenRetention = 24 * time.Hour
+	TokenRetention = 24 * time.Hour
 )
 
 // Purposes of one-time tokens; a token works only for its own.
 const (
-	purposeMagicLink   = "magic_link"
-	purposeVerifyEmail = "verify_email"
-	purposeReset       = "password_reset"
+	PurposeMagicLink   = "magic_link"
+	PurposeVerifyEmail = "verify_email"
+	PurposeReset       = "password_reset"
 )
 
 // The answers to a one-time token that cannot be used.
@@ -44,9 +44,9 @@ var (
 	errTokenExpired = problem.TokenExpired.Because("the token has expired; ask for a new one")
 )
 
-// oneTime is the record of a mailed token. Only the hash of its secret is
+// OneTime is the record of a mailed token. Only the hash of its secret is
 // kept, as for every opaque token.
-type oneTime struct {
+type OneTime struct {
 	Purpose string `json:"purpose"`
 	Email   string `json:"email"`
 	UserID  string `json:"user_id"`
@@ -66,7 +66,7 @@ type oneTime struct {
 // only when send is true, records the token and queues the mail. Making
 // and rendering happen either way, so an email that gets a mail and one
 // that does not cost the same work.
-func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl time.Duration, ot *oneTime,
+func (s *Service) MailToken(ctx context.Context, send bool, prefix string, ttl time.Duration, ot *OneTime,
 	render func(raw string, expires time.Time) mail.Message) error {
 	raw, id, hash := token.NewOpaque(prefix)
 	ot.Hash = hash
@@ -76,11 +76,11 @@ func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl ti
 	if !send {
 		return nil
 	}
-	rec := &store.Record{Kind: store.KindToken, ID: prefix + "_" + id, UserID: ot.UserID, ExpiresAt: ot.ExpiresAt.Add(tokenRetention)}
+	rec := &store.Record{Kind: store.KindToken, ID: prefix + "_" + id, UserID: ot.UserID, ExpiresAt: ot.ExpiresAt.Add(TokenRetention)}
 	if err := store.Put(ctx, s.store, rec, ot); err != nil {
 		return fmt.Errorf("create %s token: %w", ot.Purpose, err)
 	}
-	s.metrics.issued.WithLabelValues(ot.Purpose).Inc()
+	s.issued(ot.Purpose)
 	return s.deliver(ctx, msg)
 }
 
@@ -89,13 +89,13 @@ func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl ti
 // token unspent. Single use rests on the store's compare-and-swap: of two
 // concurrent requests with one token, one spends it and the other re-reads
 // it spent.
-func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, raw string, check func(*oneTime) error) (*store.Record, *oneTime, error) {
+func (s *Service) ConsumeOneTime(ctx context.Context, prefix, purpose, raw string, check func(*OneTime) error) (*store.Record, *OneTime, error) {
 	id, secret, ok := token.ParseOpaque(prefix, strings.TrimSpace(raw))
 	if !ok {
 		return nil, nil, errTokenInvalid
 	}
 	rid := prefix + "_" + id
-	live := func(ot *oneTime) error {
+	live := func(ot *OneTime) error {
 		switch now := s.cfg.Now(); {
 		case !token.SecretMatches(secret, ot.Hash) || ot.Purpose != purpose:
 			return errTokenInvalid
@@ -106,7 +106,7 @@ func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, raw string
 		}
 		return nil
 	}
-	var first oneTime
+	var first OneTime
 	_, err := store.Load(ctx, s.store, store.KindToken, rid, &first)
 	if err == nil {
 		err = live(&first)
@@ -122,7 +122,7 @@ func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, raw string
 		}
 		return nil, nil, err
 	}
-	rec, ot, err := store.Modify(ctx, s.store, store.KindToken, rid, func(_ *store.Record, ot *oneTime) error {
+	rec, ot, err := store.Modify(ctx, s.store, store.KindToken, rid, func(_ *store.Record, ot *OneTime) error {
 		if err := live(ot); err != nil {
 			return err // most likely a concurrent request spent it
 		}
@@ -147,9 +147,9 @@ func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, raw string
 
 // unspend makes a spent token usable again after the work it was spent
 // for failed on a fault the client may retry.
-func (s *Server) unspend(ctx context.Context, rec *store.Record, ot *oneTime) {
+func (s *Service) Unspend(ctx context.Context, rec *store.Record, ot *OneTime) {
 	ot.SpentAt = nil
-	_, _, err := store.Modify(ctx, s.store, store.KindToken, rec.ID, func(_ *store.Record, cur *oneTime) error {
+	_, _, err := store.Modify(ctx, s.store, store.KindToken, rec.ID, func(_ *store.Record, cur *OneTime) error {
 		cur.SpentAt = nil
 		return nil
 	})
@@ -161,7 +161,7 @@ func (s *Server) unspend(ctx context.Context, rec *store.Record, ot *oneTime) {
 // revokeUserTokens spends every outstanding one-time and intermediate
 // token of a user, as a password reset must: a link or half-finished login
 // from before the reset no longer works after it.
-func (s *Server) revokeUserTokens(ctx context.Context, userID string) error {
+func (s *Service) revokeUserTokens(ctx context.Context, userID string) error {
 	recs, err := s.store.ListByUser(ctx, store.KindToken, userID)
 	if err != nil {
 		return err
@@ -211,7 +211,7 @@ func (r *intermediateRecord) spend(time.Time) bool {
 	return true
 }
 
-type oneTimeRecord struct{ oneTime }
+type oneTimeRecord struct{ OneTime }
 
 func (r *oneTimeRecord) spend(now time.Time) bool {
 	if r.SpentAt != nil {

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
+	"github.com/tenantauth/tenantauth/internal/identity"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
@@ -46,7 +47,7 @@ var ErrMembershipRefused = errors.New("membership refused")
 // repeated signup names the same object, and the name is a valid
 // Kubernetes name whatever the email holds.
 func SignupMembershipName(orgName, email string) string {
-	sum := sha256.Sum256([]byte(normalizeEmail(email)))
+	sum := sha256.Sum256([]byte(identity.NormalizeEmail(email)))
 	if len(orgName) > 240 {
 		orgName = orgName[:240]
 	}
@@ -74,9 +75,9 @@ type flowJob struct {
 }
 
 const (
-	// maxFlowJobs bounds the jobs in line. Past it, requests are answered
+	// MaxFlowJobs bounds the jobs in line. Past it, requests are answered
 	// 503 with Retry-After, whatever their email, so none is silently lost.
-	maxFlowJobs = 10_000
+	MaxFlowJobs = 10_000
 	// flowWorkers bounds the jobs running at once, and so the store writes
 	// and mail preparations they make.
 	flowWorkers = 8
@@ -90,11 +91,11 @@ var errBusy = problem.Busy.New().After(5 * time.Second)
 // goFlow queues job for the background workers; it fails only when the
 // line is full. Job errors are logged by flow name only, never with the
 // email's token or link; store faults are retried a few times first.
-func (s *Server) goFlow(flow string, job func(ctx context.Context) error) error {
+func (s *Service) GoFlow(flow string, job func(ctx context.Context) error) error {
 	f := &s.flows
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.pending >= maxFlowJobs || !f.jobs.fits(flow) {
+	if f.pending >= MaxFlowJobs || !f.jobs.fits(flow) {
 		return errBusy
 	}
 	if f.pending == 0 {
@@ -110,7 +111,7 @@ func (s *Server) goFlow(flow string, job func(ctx context.Context) error) error 
 }
 
 // flowWorker runs queued jobs until there are none.
-func (s *Server) flowWorker() {
+func (s *Service) flowWorker() {
 	f := &s.flows
 	for {
 		f.mu.Lock()
@@ -132,7 +133,7 @@ func (s *Server) flowWorker() {
 	}
 }
 
-func (s *Server) runFlowJob(job flowJob) {
+func (s *Service) runFlowJob(job flowJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	delay := 250 * time.Millisecond
@@ -155,7 +156,7 @@ func (s *Server) runFlowJob(job flowJob) {
 }
 
 // waitFlows waits until no background job is queued or runs (tests).
-func (s *Server) waitFlows(ctx context.Context) error {
+func (s *Service) WaitFlows(ctx context.Context) error {
 	s.flows.mu.Lock()
 	idle := s.flows.idle
 	s.flows.mu.Unlock()
@@ -173,7 +174,7 @@ func (s *Server) waitFlows(ctx context.Context) error {
 // mailQueue is the queue mail goes through: the configured Mailer when it
 // is a Queue, else a Queue around it, so no handler ever waits on a mail
 // server. Nil without a Mailer.
-func (s *Server) mailQueue() *mail.Queue {
+func (s *Service) MailQueue() *mail.Queue {
 	s.flows.once.Do(func() {
 		switch m := s.mailer.(type) {
 		case nil:
@@ -187,8 +188,8 @@ func (s *Server) mailQueue() *mail.Queue {
 }
 
 // deliver hands a message to the mail queue.
-func (s *Server) deliver(ctx context.Context, m mail.Message) error {
-	q := s.mailQueue()
+func (s *Service) deliver(ctx context.Context, m mail.Message) error {
+	q := s.MailQueue()
 	if q == nil {
 		s.log.Info("account mail dropped: no mailer is configured", "subject", m.Subject)
 		return nil
@@ -196,9 +197,9 @@ func (s *Server) deliver(ctx context.Context, m mail.Message) error {
 	return q.Send(ctx, m)
 }
 
-// signupAllowed reports whether the organization's self-signup admits the
+// SignupAllowed reports whether the organization's self-signup admits the
 // email's domain (exact, case-insensitive match).
-func signupAllowed(o *directory.Org, email string) bool {
+func SignupAllowed(o *directory.Org, email string) bool {
 	at := strings.LastIndexByte(email, '@')
 	if at < 0 {
 		return false
@@ -210,4 +211,12 @@ func signupAllowed(o *directory.Org, email string) bool {
 		}
 	}
 	return false
+}
+
+// SetFlowsPending sets how many jobs count as in line, so a test can fill
+// the line (MaxFlowJobs) and empty it again without running jobs.
+func (s *Service) SetFlowsPending(n int) {
+	s.flows.mu.Lock()
+	s.flows.pending = n
+	s.flows.mu.Unlock()
 }

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"context"
@@ -17,18 +17,18 @@ import (
 // A presented intermediate session is spent only when a session is made.
 // The session starts a family unless the intermediate session continues
 // one.
-func (s *Server) completeLogin(ctx context.Context, u session.User, amr []string, m directory.Membership, p *session.Pending) (*loginOutcome, error) {
+func (s *Service) CompleteLogin(ctx context.Context, u session.User, amr []string, m directory.Membership, p *session.Pending) (*LoginOutcome, error) {
 	var lin *session.Lineage
 	if p != nil {
 		lin = p.In.Lineage
 	}
-	return s.completeLoginIn(ctx, u, amr, m, p, lin)
+	return s.CompleteLoginIn(ctx, u, amr, m, p, lin)
 }
 
 // completeLoginIn is completeLogin for a session in the family lin (nil: a
 // new family). When the store cannot say whether a second factor is owed,
 // the answer is its error (503), never a session.
-func (s *Server) completeLoginIn(ctx context.Context, u session.User, amr []string, m directory.Membership, p *session.Pending, lin *session.Lineage) (*loginOutcome, error) {
+func (s *Service) CompleteLoginIn(ctx context.Context, u session.User, amr []string, m directory.Membership, p *session.Pending, lin *session.Lineage) (*LoginOutcome, error) {
 	owed, err := s.mfaOwed(ctx, u, amr, m.Org)
 	if err != nil {
 		return nil, err
@@ -39,7 +39,7 @@ func (s *Server) completeLoginIn(ctx context.Context, u session.User, amr []stri
 			if err != nil {
 				return nil, err
 			}
-			return &loginOutcome{intermediate: resp}, nil
+			return &LoginOutcome{Intermediate: resp}, nil
 		}
 		in, err := s.sessions.ChangeIntermediate(ctx, p.Rec.ID, func(in *session.Intermediate) error {
 			in.OrgRef = m.Org.Ref
@@ -49,7 +49,7 @@ func (s *Server) completeLoginIn(ctx context.Context, u session.User, amr []stri
 			return nil, err
 		}
 		p.In = in
-		return &loginOutcome{intermediate: &session.IntermediateResponse{
+		return &LoginOutcome{Intermediate: &session.IntermediateResponse{
 			IntermediateSessionToken: p.Token, ExpiresIn: int(p.In.ExpiresAt.Sub(s.cfg.Now()) / time.Second),
 			User: session.UserInfo{ID: u.ID, Email: u.Email}, Organizations: s.sessions.OrgList(u.Email), MFARequired: true,
 		}}, nil
@@ -63,21 +63,21 @@ func (s *Server) completeLoginIn(ctx context.Context, u session.User, amr []stri
 	if err != nil {
 		return nil, err
 	}
-	return &loginOutcome{session: resp}, nil
+	return &LoginOutcome{Session: resp}, nil
 }
 
-// loginOutcome is how a proven sign-in ends: a session, or an
+// LoginOutcome is how a proven sign-in ends: a session, or an
 // intermediate session while an organization or a second factor is owed.
 // The HTTP layer writes it (writeOutcome).
-type loginOutcome struct {
-	session      *session.Response
-	intermediate *session.IntermediateResponse
+type LoginOutcome struct {
+	Session      *session.Response
+	Intermediate *session.IntermediateResponse
 }
 
 // mfaOwed reports whether u must still pass TOTP for org: when the user
 // has TOTP on, or the organization requires it, and amr lacks otp. An
 // error means the store could not say; callers answer it, never a session.
-func (s *Server) mfaOwed(ctx context.Context, u session.User, amr []string, org *directory.Org) (bool, error) {
+func (s *Service) mfaOwed(ctx context.Context, u session.User, amr []string, org *directory.Org) (bool, error) {
 	for _, a := range amr {
 		if a == "otp" {
 			return false, nil
@@ -86,13 +86,13 @@ func (s *Server) mfaOwed(ctx context.Context, u session.User, amr []string, org 
 	if org.MFARequired {
 		return true, nil
 	}
-	return s.totpEnabled(ctx, u.ID)
+	return s.TotpEnabled(ctx, u.ID)
 }
 
 // totpEnabled reports whether the user has turned TOTP on. A user with no
 // credentials record has no TOTP; any other store error is returned, so
 // the caller fails closed.
-func (s *Server) totpEnabled(ctx context.Context, userID string) (bool, error) {
+func (s *Service) TotpEnabled(ctx context.Context, userID string) (bool, error) {
 	var c Credentials
 	_, err := store.Load(ctx, s.store, store.KindCredentials, userID, &c)
 	if errors.Is(err, store.ErrNotFound) {

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"context"
@@ -25,7 +25,7 @@ type Credentials struct {
 
 // loadCredentials reads a user's credentials; a user with none gets an
 // empty record to create.
-func (s *Server) loadCredentials(ctx context.Context, userID string) (*store.Record, *Credentials, error) {
+func (s *Service) LoadCredentials(ctx context.Context, userID string) (*store.Record, *Credentials, error) {
 	var c Credentials
 	rec, err := store.Load(ctx, s.store, store.KindCredentials, userID, &c)
 	if errors.Is(err, store.ErrNotFound) {
@@ -39,7 +39,7 @@ func (s *Server) loadCredentials(ctx context.Context, userID string) (*store.Rec
 
 // UpdateCredentials applies change to a user's credentials, creating
 // them if the user has none; the store re-applies it on a conflict.
-func (s *Server) UpdateCredentials(ctx context.Context, userID string, change func(*Credentials) error) error {
+func (s *Service) UpdateCredentials(ctx context.Context, userID string, change func(*Credentials) error) error {
 	_, _, err := store.Upsert(ctx, s.store, store.Record{Kind: store.KindCredentials, ID: userID, UserID: userID},
 		func(_ *store.Record, c *Credentials) error {
 			if err := change(c); err != nil {
@@ -53,7 +53,7 @@ func (s *Server) UpdateCredentials(ctx context.Context, userID string, change fu
 
 // SetPassword hashes and stores a user's password. It is the seeding path
 // for tests and the reset flow.
-func (s *Server) SetPassword(ctx context.Context, userID, password string) error {
+func (s *Service) SetPassword(ctx context.Context, userID, password string) error {
 	hash, err := HashPassword(normalizePassword(password), s.cfg.Argon2)
 	if err != nil {
 		return err

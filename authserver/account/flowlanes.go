@@ -1,4 +1,4 @@
-package authserver
+package account
 
 // flowLanes is the line of background jobs, one lane per flow (magic
 // link, signup, reset, ...), served in turn: a flood of signups waits in
@@ -12,7 +12,7 @@ type flowLanes struct {
 }
 
 // maxFlowLaneJobs bounds one flow's jobs in line.
-const maxFlowLaneJobs = maxFlowJobs / 4
+const maxFlowLaneJobs = MaxFlowJobs / 4
 
 // fits reports whether flow's lane has room.
 func (l *flowLanes) fits(flow string) bool {

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	htmltemplate "html/template"
@@ -44,7 +44,7 @@ var mailHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!DOCTYPE html>
 
 // link builds a link to path on the server's public URL, under its path
 // prefix, carrying the token as a query parameter.
-func (s *Server) link(path, raw string) string {
+func (s *Service) link(path, raw string) string {
 	return s.cfg.PublicURL + s.cfg.PathPrefix + path + "?token=" + url.QueryEscape(raw)
 }
 
@@ -56,7 +56,7 @@ func buildMail(to, subject string, c mailContent, expires time.Time) mail.Messag
 	return mail.Message{To: to, Subject: subject, Text: text.String(), HTML: html.String(), Expires: expires}
 }
 
-func magicLinkMail(s *Server, to, raw string, org *directory.Org, expires time.Time) mail.Message {
+func magicLinkMail(s *Service, to, raw string, org *directory.Org, expires time.Time) mail.Message {
 	subject, intro := "Your sign-in link", "Use this link to sign in:"
 	if org != nil {
 		subject, intro = "Your sign-in link for "+org.Name, "Use this link to sign in to "+org.Name+":"
@@ -66,14 +66,14 @@ func magicLinkMail(s *Server, to, raw string, org *directory.Org, expires time.T
 		Outro: "If you did not ask to sign in, ignore this mail."}, expires)
 }
 
-func verifyEmailMail(s *Server, to, raw string, org *directory.Org, expires time.Time) mail.Message {
+func verifyEmailMail(s *Service, to, raw string, org *directory.Org, expires time.Time) mail.Message {
 	return buildMail(to, "Confirm your email to join "+org.Name, mailContent{
 		Intro: "Confirm your email address to finish joining " + org.Name + ":", Action: "Confirm email",
 		Link: s.link("/auth/verify-email", raw), Expires: "24 hours",
 		Outro: "If you did not sign up, ignore this mail: no account is made without it."}, expires)
 }
 
-func resetMail(s *Server, to, raw string, expires time.Time) mail.Message {
+func ResetMail(s *Service, to, raw string, expires time.Time) mail.Message {
 	return buildMail(to, "Reset your password", mailContent{
 		Intro: "Use this link to choose a new password. Choosing one signs you out everywhere.", Action: "Choose a new password",
 		Link: s.link("/auth/reset-password", raw), Expires: "1 hour",
@@ -135,7 +135,7 @@ func quoteName(name string) string {
 }
 
 // addedToOrgMail tells an existing user that a signup added them to org.
-func addedToOrgMail(_ *Server, to string, org *directory.Org) mail.Message {
+func addedToOrgMail(_ *Service, to string, org *directory.Org) mail.Message {
 	c := noticeContent{Email: to, Name: quoteName(org.Name), Slug: org.Slug, ID: org.ID}
 	var text, html strings.Builder
 	_ = noticeText.Execute(&text, c)

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"context"
@@ -16,11 +16,11 @@ import (
 // 5.2.2). Failed
 // passwords and failed second-factor codes are counted per user in the
 // store.Store, so every session and every replica adds to the same count. Up to
-// lockoutThreshold consecutive failures cost nothing; from there each
+// LockoutThreshold consecutive failures cost nothing; from there each
 // attempt must wait 2^n seconds (n = failures past the threshold, capped
-// at lockoutMaxDelay) after the last failure, else 429 with Retry-After,
+// at LockoutMaxDelay) after the last failure, else 429 with Retry-After,
 // and the user is mailed once when the slow-down starts. At
-// lockoutMaxFailures the factor is locked until a password reset. A
+// LockoutMaxFailures the factor is locked until a password reset. A
 // success resets its own factor only: a right password never clears
 // second-factor failures, so knowing the password does not buy more code
 // guesses.
@@ -45,9 +45,9 @@ const (
 
 // The lockout policy.
 const (
-	lockoutThreshold   = 5
-	lockoutMaxFailures = 100
-	lockoutMaxDelay    = 15 * time.Minute
+	LockoutThreshold   = 5
+	LockoutMaxFailures = 100
+	LockoutMaxDelay    = 15 * time.Minute
 	// lockoutRetention forgets a count this long after its last failure,
 	// unless the factor is locked; a locked record stays until a reset.
 	lockoutRetention = 30 * 24 * time.Hour
@@ -70,13 +70,13 @@ type lockoutRecord struct {
 	Factors map[string]*failureCount `json:"factors"`
 }
 
-// lockoutDelay is how long after the last of f consecutive failures the
+// LockoutDelay is how long after the last of f consecutive failures the
 // next attempt may run.
-func lockoutDelay(f int) time.Duration {
-	if f < lockoutThreshold {
+func LockoutDelay(f int) time.Duration {
+	if f < LockoutThreshold {
 		return 0
 	}
-	return min(time.Second<<min(f-lockoutThreshold+1, 20), lockoutMaxDelay)
+	return min(time.Second<<min(f-LockoutThreshold+1, 20), LockoutMaxDelay)
 }
 
 // refusal is the answer to an attempt while c holds, or nil.
@@ -84,10 +84,10 @@ func refusal(c *failureCount, now time.Time) *problem.Error {
 	if c == nil {
 		return nil
 	}
-	if c.Failures >= lockoutMaxFailures {
+	if c.Failures >= LockoutMaxFailures {
 		return errAccountLocked
 	}
-	if wait := c.Last.Add(lockoutDelay(c.Failures)).Sub(now); wait > 0 {
+	if wait := c.Last.Add(LockoutDelay(c.Failures)).Sub(now); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		return problem.TooManyFailures.Because("too many failed attempts for this account; retry after " + strconv.Itoa(secs) + "s").After(time.Duration(secs) * time.Second)
 	}
@@ -129,8 +129,8 @@ func (l *lockouts) check(ctx context.Context, b failureBook, userID, factor stri
 	return nil
 }
 
-// attempt is one counted attempt of a factor.
-type attempt struct {
+// Attempt is one counted attempt of a factor.
+type Attempt struct {
 	book           failureBook
 	userID, factor string
 	// notify is set when this attempt started the slow-down: if it fails,
@@ -140,8 +140,8 @@ type attempt struct {
 
 // reserve counts an attempt as a failure, unless the factor must wait or
 // is locked (then that answer).
-func (l *lockouts) reserve(ctx context.Context, b failureBook, userID, factor string) (*attempt, error) {
-	a := &attempt{book: b, userID: userID, factor: factor}
+func (l *lockouts) reserve(ctx context.Context, b failureBook, userID, factor string) (*Attempt, error) {
+	a := &Attempt{book: b, userID: userID, factor: factor}
 	err := b.update(ctx, userID, func(lr *lockoutRecord) (bool, error) {
 		now := l.now().UTC()
 		c := lr.Factors[factor]
@@ -154,7 +154,7 @@ func (l *lockouts) reserve(ctx context.Context, b failureBook, userID, factor st
 		}
 		c.Failures++
 		c.Last = now
-		a.notify = c.Failures >= lockoutThreshold && !c.Notified
+		a.notify = c.Failures >= LockoutThreshold && !c.Notified
 		c.Notified = c.Notified || a.notify
 		return true, nil
 	})
@@ -165,7 +165,7 @@ func (l *lockouts) reserve(ctx context.Context, b failureBook, userID, factor st
 }
 
 // succeed clears the attempt's factor: the episode is over.
-func (a *attempt) succeed(ctx context.Context) error {
+func (a *Attempt) succeed(ctx context.Context) error {
 	return a.book.update(ctx, a.userID, func(lr *lockoutRecord) (bool, error) {
 		if _, ok := lr.Factors[a.factor]; !ok {
 			return false, nil
@@ -176,7 +176,7 @@ func (a *attempt) succeed(ctx context.Context) error {
 }
 
 // clearLockout ends every count of a user: a password reset unlocks.
-func (s *Server) clearLockout(ctx context.Context, userID string) error {
+func (s *Service) clearLockout(ctx context.Context, userID string) error {
 	return s.lockouts.store.Delete(ctx, store.KindLockout, accountLockoutID(userID))
 }
 
@@ -184,7 +184,7 @@ func (s *Server) clearLockout(ctx context.Context, userID string) error {
 // (false, nil) for a wrong password or an email without one, alike, and
 // an error for a password that is no UTF-8, a slowed-down or locked
 // account, a full hash pool or an unreachable store.
-func (s *Server) passwordSignIn(ctx context.Context, u session.User, password string, creds *Credentials) (bool, error) {
+func (s *Service) PasswordSignIn(ctx context.Context, u session.User, password string, creds *Credentials) (bool, error) {
 	if err := checkPasswordEncoding(password); err != nil {
 		return false, err
 	}
@@ -193,7 +193,7 @@ func (s *Server) passwordSignIn(ctx context.Context, u session.User, password st
 	if err := l.check(ctx, st, u.ID, factorPassword); err != nil {
 		return false, err
 	}
-	var att *attempt
+	var att *Attempt
 	var aerr error
 	ok, err := s.verifyPassword(ctx, password, creds.PasswordHash, func() {
 		att, aerr = l.reserve(ctx, st, u.ID, factorPassword)
@@ -214,13 +214,13 @@ func (s *Server) passwordSignIn(ctx context.Context, u session.User, password st
 
 // beginSecondFactor counts a second-factor attempt of u (TOTP or recovery
 // code) before the code is checked.
-func (s *Server) beginSecondFactor(ctx context.Context, u session.User) (*attempt, error) {
+func (s *Service) BeginSecondFactor(ctx context.Context, u session.User) (*Attempt, error) {
 	return s.lockouts.reserve(ctx, s.lockouts.accounts, u.ID, factorSecondFactor)
 }
 
 // endSecondFactor settles a second-factor attempt: a right code clears the
 // count, a wrong one may start the slow-down and its mail.
-func (s *Server) endSecondFactor(ctx context.Context, att *attempt, u session.User, right bool) error {
+func (s *Service) EndSecondFactor(ctx context.Context, att *Attempt, u session.User, right bool) error {
 	if right {
 		return att.succeed(ctx)
 	}

@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"context"
@@ -20,7 +20,7 @@ If it was not you, your account is still safe: the attempts failed. Choosing a n
 
 // mailLockout queues the slow-down notice to email. It never fails the
 // request: the notice is a courtesy, the slow-down is the protection.
-func (s *Server) mailLockout(ctx context.Context, email, factor string) {
+func (s *Service) mailLockout(ctx context.Context, email, factor string) {
 	var text strings.Builder
 	_ = lockoutText.Execute(&text, map[string]string{"Factor": factor,
 		"ResetURL": s.cfg.PublicURL + s.cfg.PathPrefix + "/auth/forgot-password"})

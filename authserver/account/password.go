@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	"crypto/rand"
@@ -21,7 +21,7 @@ type Argon2Params struct {
 // DefaultArgon2 are the parameters new hashes use.
 var DefaultArgon2 = Argon2Params{MemoryKiB: 19 * 1024, Time: 2, Threads: 1}
 
-const argonKeyLen = 32
+const ArgonKeyLen = 32
 
 // HashPassword returns a PHC-format argon2id hash of password.
 func HashPassword(password string, p Argon2Params) (string, error) {
@@ -29,7 +29,7 @@ func HashPassword(password string, p Argon2Params) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("read salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, argonKeyLen)
+	key := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, ArgonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }

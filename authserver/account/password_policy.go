@@ -1,4 +1,4 @@
-package authserver
+package account
 
 import (
 	_ "embed"
@@ -16,9 +16,9 @@ const maxPasswordRunes = 256
 //go:embed passwords/common-passwords.txt
 var commonPasswordList string
 
-// commonPasswords holds the 10,000 most common passwords, lower-cased (see
+// CommonPasswords holds the 10,000 most common passwords, lower-cased (see
 // passwords/README.md for where the list comes from).
-var commonPasswords = func() map[string]struct{} {
+var CommonPasswords = func() map[string]struct{} {
 	m := make(map[string]struct{}, 10_000)
 	for _, line := range strings.Split(commonPasswordList, "\n") {
 		if line = strings.TrimRight(line, "\r"); line != "" {
@@ -35,7 +35,7 @@ var commonPasswords = func() map[string]struct{} {
 // is checked in its NFKC form, the form that is hashed. No composition
 // rules. The answer
 // says which rule failed and nothing about the account.
-func (s *Server) checkPassword(password, email string) error {
+func (s *Service) CheckPassword(password, email string) error {
 	if err := checkPasswordEncoding(password); err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (s *Server) checkPassword(password, email string) error {
 		return weakPassword("the password must be at most " + strconv.Itoa(maxPasswordRunes) + " characters long")
 	}
 	lower := strings.ToLower(password)
-	if _, common := commonPasswords[lower]; common {
+	if _, common := CommonPasswords[lower]; common {
 		return weakPassword("the password is one of the most commonly used passwords; choose another")
 	}
 	if email != "" {
