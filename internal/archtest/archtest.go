@@ -19,12 +19,28 @@ import (
 const Module = "github.com/tenantauth/tenantauth"
 
 // HTTPPackages lists the packages under authserver/ that may import
-// net/http today. The auth server is not yet split into layers (issue 11),
-// so its root package still holds routes, token, session and account code
-// together. The list may only shrink: a new package under authserver/ that
-// needs net/http belongs in the HTTP layer or needs a reason here.
+// net/http: the HTTP layer, which alone decodes requests and writes
+// answers. A new package under authserver/ that needs net/http belongs in
+// that layer or needs a reason here.
 var HTTPPackages = []string{
 	Module + "/authserver",
+}
+
+// Layers are the auth server's packages, each with the authserver/
+// packages it may import (docs/architecture.md draws them). Imports run
+// one way, down: the HTTP layer (the authserver root) may import every
+// one, and a package not listed here may import none of those listed,
+// except that the backends (kube, postgres) and test helpers may import
+// the store, the directory and the account package's membership writer.
+var Layers = map[string][]string{
+	"authserver/problem":   nil,
+	"authserver/store":     nil,
+	"authserver/directory": nil,
+	"authserver/mail":      nil,
+	"authserver/token":     {"authserver/directory"},
+	"authserver/session":   {"authserver/problem", "authserver/store", "authserver/directory", "authserver/token"},
+	"authserver/account": {"authserver/problem", "authserver/store", "authserver/directory", "authserver/token",
+		"authserver/session", "authserver/mail"},
 }
 
 // Graph is an import graph: each package's direct, non-test imports, and
@@ -109,6 +125,14 @@ func Check(g Graph) []Violation {
 				if isKube(i) {
 					out = append(out, Violation{p, i, "nothing under authserver/ but authserver/kube imports k8s.io or sigs.k8s.io"})
 					break // one chain is enough to say so
+				}
+			}
+		}
+		if allowed, layered := Layers[strings.TrimPrefix(p, Module+"/")]; layered {
+			for _, i := range g.Imports[p] {
+				rel := strings.TrimPrefix(i, Module+"/")
+				if _, isLayer := Layers[rel]; isLayer && !slices.Contains(allowed, rel) {
+					out = append(out, Violation{p, i, "auth server layers import only the layers below them (archtest.Layers)"})
 				}
 			}
 		}

@@ -3,6 +3,8 @@ package archtest
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -53,6 +55,13 @@ func TestCheckSyntheticGraphs(t *testing.T) {
 		{"authserver/kube may import Kubernetes", map[string][]string{
 			m + "authserver/kube": {"k8s.io/api/core/v1", "sigs.k8s.io/controller-runtime/pkg/cache"},
 		}, nil},
+		{"the session layer reaches up into account", map[string][]string{
+			m + "authserver/session": {m + "authserver/account", m + "authserver/store"},
+			m + "authserver/account": {m + "authserver/session"},
+		}, []string{m + "authserver/session imports " + m + "authserver/account"}},
+		{"the token format imports the store", map[string][]string{
+			m + "authserver/token": {m + "authserver/store", m + "authserver/directory"},
+		}, []string{m + "authserver/token imports " + m + "authserver/store"}},
 		{"a new authserver package imports net/http", map[string][]string{
 			m + "authserver/session": {"net/http"},
 		}, []string{m + "authserver/session imports net/http"}},
@@ -81,14 +90,58 @@ func TestModule(t *testing.T) {
 	}
 }
 
-func moduleGraph(t *testing.T) Graph {
+// TestWrongImportFails plays a wrong import in a real file: through go
+// list's overlay, the session package gains a file importing net/http and
+// the mail package, without touching the tree. The check must name it.
+func TestWrongImportFails(t *testing.T) {
+	root := moduleRoot(t)
+	probe := filepath.Join(root, "authserver", "session", "zz_archtest_probe.go")
+	src := "package session\n\nimport (\n\t_ \"net/http\"\n\n\t_ \"" + Module + "/authserver/mail\"\n)\n"
+	dir := t.TempDir()
+	file := filepath.Join(dir, "probe.go")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	overlay, _ := json.Marshal(map[string]any{"Replace": map[string]string{probe: file}})
+	ov := filepath.Join(dir, "overlay.json")
+	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range Check(listGraph(t, root, "-overlay="+ov)) {
+		got = append(got, v.String())
+	}
+	joined := strings.Join(got, "\n")
+	for _, want := range []string{
+		"authserver/session imports net/http",
+		"authserver/session imports " + Module + "/authserver/mail",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("the probe's import %q was not reported; got:\n%s", want, joined)
+		}
+	}
+}
+
+func moduleRoot(t *testing.T) string {
 	t.Helper()
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
-	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}\t{{.Standard}}\t{{join .Imports \" \"}}", "./...")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	return filepath.Dir(strings.TrimSpace(string(gomod)))
+}
+
+func moduleGraph(t *testing.T) Graph {
+	t.Helper()
+	return listGraph(t, moduleRoot(t))
+}
+
+func listGraph(t *testing.T, root string, flags ...string) Graph {
+	t.Helper()
+	args := append([]string{"list"}, flags...)
+	args = append(args, "-deps", "-f", "{{.ImportPath}}\t{{.Standard}}\t{{join .Imports \" \"}}", "./...")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
