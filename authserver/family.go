@@ -188,6 +188,9 @@ func (s *Server) checkSessionFor(ctx context.Context, c *Claims, org *Org) (*ses
 	if !validRecordID(sessionIDPrefix, c.SessionID) {
 		return nil, errInvalidToken
 	}
+	if rv, ok := s.store.(store.RevocationView); ok && c.FamilyID != "" && c.SessionCreatedAt != 0 {
+		return s.checkSessionByView(ctx, rv, c, org) // no network call: revocation_view.go
+	}
 	rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

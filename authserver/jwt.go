@@ -34,6 +34,12 @@ type Claims struct {
 	Permissions []string `json:"permissions"`
 	Email       string   `json:"email"`
 	AMR         []string `json:"amr"`
+	// FamilyID, AuthTime and SessionCreatedAt are the session's fixed
+	// facts, so a store with a revocation view checks the session from
+	// the token and memory alone (revocation_view.go).
+	FamilyID         string `json:"fid,omitempty"`
+	AuthTime         int64  `json:"auth_time,omitempty"`
+	SessionCreatedAt int64  `json:"sct,omitempty"`
 }
 
 type jwtHeader struct {

@@ -138,6 +138,7 @@ func (s *Server) sessionResponse(sid string, sess *session, refreshToken string,
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: newID(),
 		SessionID: sid, OrgID: org.ID, OrgSlug: org.Slug, Role: role, Permissions: nonNil(rd.Permissions),
 		Email: sess.Email, AMR: sess.AMR,
+		FamilyID: sess.FamilyID, AuthTime: unixOrZero(sess.AuthTime), SessionCreatedAt: unixOrZero(sess.CreatedAt),
 	}
 	jwt, err := signJWT(claims, key)
 	if err != nil {
