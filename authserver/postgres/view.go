@@ -181,6 +181,10 @@ func (v *view) sync(ctx context.Context) {
 	}
 	if err != nil {
 		err = fmt.Errorf("postgres: cannot read revocations: %w", err)
+		// The pool's other connections are most likely as dead as this
+		// one: drop them, so none fails a request after the database is
+		// back, and the next poll connects afresh.
+		v.st.pool.Reset()
 		if wasDown == nil {
 			v.log.Error(err, "postgres store not ready: lost the database; /verify answers from the revocations held in memory")
 		}
