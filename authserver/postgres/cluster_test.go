@@ -217,7 +217,8 @@ func TestDatabaseOutage(t *testing.T) {
 }
 
 // TestSharedRateLimit: three replicas on one database hold the limit of
-// 20 a minute together, for a minute of hammering on one email.
+// 20 a minute together, for a minute of hammering on one email (with
+// the right password, so the lockout of failed sign-ins plays no part).
 func TestSharedRateLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("hammers for a minute")
@@ -235,12 +236,12 @@ func TestSharedRateLimit(t *testing.T) {
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				r, err := authcluster.Do(ctx, "POST", base+"/auth/login",
-					map[string]string{"email": "bob@acme.com", "password": "wrong password", "organization": "acme"}, "")
+					map[string]string{"email": "bob@acme.com", "password": password, "organization": "acme"}, "")
 				switch {
 				case err != nil:
 					t.Error(err)
 					return
-				case r.Status == http.StatusTooManyRequests:
+				case r.Status == http.StatusTooManyRequests && r.Code == "rate_limited":
 					limited.Add(1)
 				default:
 					passed.Add(1)
@@ -250,7 +251,7 @@ func TestSharedRateLimit(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("in a minute on 3 replicas: %d passed the limiter, %d got 429", passed.Load(), limited.Load())
-	if passed.Load() > 22 || passed.Load() < 1 || limited.Load() == 0 {
+	if passed.Load() > 22 || passed.Load() < 15 || limited.Load() == 0 {
 		t.Fatalf("%d requests passed a limit of 20 a minute (%d limited), want at most 22", passed.Load(), limited.Load())
 	}
 }
