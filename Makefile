@@ -142,3 +142,6 @@ helm-lint: $(HELM) ## Lint and render the chart with its default and cert-manage
 	$(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) >/dev/null
 	$(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) \
 		--set certManager.enabled=true --set serviceMonitor.enabled=true --set 'watchNamespaces={team-a,team-b}' >/dev/null
+	$(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) \
+		--set store.backend=postgres --set store.postgres.existingSecret=tenantauth-postgres | grep -q -- '--postgres-dsn-file=/etc/tenantauth/postgres/dsn'
+	! $(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) --set store.backend=postgres >/dev/null 2>&1

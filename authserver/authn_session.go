@@ -40,6 +40,14 @@ func newFactsCache(max int) *factsCache {
 	return &factsCache{max: max, entries: map[string]*sessionFacts{}}
 }
 
+// lookup returns the facts of session sid when they are cached.
+func (c *factsCache) lookup(sid string) (*sessionFacts, bool) {
+	c.mu.RLock()
+	f, ok := c.entries[sid]
+	c.mu.RUnlock()
+	return f, ok
+}
+
 // facts returns the facts of a session record, decoding it on a miss.
 func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 	c.mu.RLock()
@@ -66,6 +74,9 @@ func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *directory.Org) (*sessionFacts, error) {
 	if !token.ValidRecordID(session.IDPrefix, c.SessionID) {
 		return nil, errInvalidToken
+	}
+	if rv, ok := s.store.(store.RevocationView); ok {
+		return s.checkSessionByView(ctx, rv, c, org) // revocation_view.go
 	}
 	rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
 	switch {

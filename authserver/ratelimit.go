@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+
+	"github.com/tenantauth/tenantauth/authserver/store"
 )
 
 // defaultMaxBuckets bounds a limiter's memory: about 60 bytes a bucket, so
@@ -31,6 +33,9 @@ type rateLimiter struct {
 	buckets    map[bucketKey]*bucket
 	maxBuckets int
 	sweep      time.Time
+	// shared, when the store provides one, counts for every replica
+	// (ratelimit_shared.go); the buckets above serve while it cannot.
+	shared store.Limiter
 }
 
 type bucketKey [16]byte
@@ -57,6 +62,9 @@ func hashKey(key string) bucketKey {
 func (l *rateLimiter) allow(key string) (time.Duration, bool) {
 	if l.limit <= 0 {
 		return 0, true
+	}
+	if wait, ok, counted := l.allowShared(key); counted {
+		return wait, ok
 	}
 	k := hashKey(key)
 	l.mu.Lock()

@@ -168,6 +168,7 @@ func New(cfg Config, dir *directory.Directory, st store.Store, userIDKey []byte,
 		s.metrics = NewMetrics(nil)
 	}
 	s.limiter = newRateLimiter(cfg.RateLimitPerMinute, time.Minute, cfg.Now)
+	s.limiter.shared = sharedLimiter(st)
 	s.verified = token.NewCache(100_000)
 	s.csrfKey = deriveKey(cfg.Secret, "tenantauth csrf v1")
 	s.recoveryKey = deriveKey(cfg.Secret, "tenantauth recovery-code v1")
@@ -275,6 +276,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if !s.dir.Synced() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "syncing"})
+		return
+	}
+	if err := storeReady(s.store); err != nil { // revocation_view.go
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store not ready"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

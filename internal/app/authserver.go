@@ -49,6 +49,8 @@ type AuthServerOptions struct {
 	PasswordHashConcurrency int
 	MinPasswordLength       int
 	Mail                    MailOptions
+	// Postgres configures --store=postgres (postgres.go).
+	Postgres PostgresOptions
 	// Listener, when set, is used instead of listening on Addr (dev and
 	// tests pass one to learn the port).
 	Listener net.Listener
@@ -62,7 +64,7 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.PathPrefix, "path-prefix", "", "mount every endpoint under this prefix, e.g. /api/v1")
 	fs.StringVar(&o.Namespace, "namespace", podNamespace("tenantauth-system"), "namespace of the store records and the installation Secret (env POD_NAMESPACE)")
 	fs.StringVar(&o.WatchNamespaces, "watch-namespaces", "", "comma-separated namespaces to read tenants from; empty reads all")
-	fs.StringVar(&o.StoreBackend, "store", "kubernetes", "runtime state backend: kubernetes or memory")
+	fs.StringVar(&o.StoreBackend, "store", "kubernetes", "runtime state backend: kubernetes, postgres or memory")
 	fs.StringVar(&o.SessionCookieName, "session-cookie-name", "tenantauth_session", "name of the access-token cookie")
 	fs.StringVar(&o.RefreshCookieName, "refresh-cookie-name", "tenantauth_refresh", "name of the refresh-token cookie")
 	fs.StringVar(&o.CookieDomain, "cookie-domain", "", "Domain attribute of both cookies")
@@ -73,6 +75,7 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.MinPasswordLength, "min-password-length", 8, "shortest password accepted")
 	BindForwardedURISource(fs, &o.ForwardedURISource)
 	o.Mail.Bind(fs)
+	o.Postgres.Bind(fs)
 }
 
 // NewAuthServer builds the auth server's manager: the informer cache, the
@@ -127,8 +130,17 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 			return nil, nil, err
 		}
 		st = ks
+	case "postgres":
+		ps, run, err := newPostgresStore(o.Postgres, log.WithName("postgres"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := mgr.Add(run); err != nil {
+			return nil, nil, err
+		}
+		st = ps
 	default:
-		return nil, nil, usage(fmt.Errorf("--store must be kubernetes or memory, not %q", o.StoreBackend))
+		return nil, nil, usage(fmt.Errorf("--store must be kubernetes, postgres or memory, not %q", o.StoreBackend))
 	}
 	mailer, err := newMailer(o.Mail, authserver.SampledLogger(log.WithName("mail")))
 	if err != nil {

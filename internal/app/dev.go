@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -38,6 +39,9 @@ type DevOptions struct {
 	// server as its flags of the same names.
 	TrustedProxies          string
 	PasswordHashConcurrency int
+	// Store and Postgres are the auth server's --store and postgres flags.
+	Store    string
+	Postgres PostgresOptions
 }
 
 // Bind registers the flags on fs.
@@ -49,6 +53,8 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	BindForwardedURISource(fs, &o.ForwardedURISource)
 	fs.StringVar(&o.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (see tenantauth authserver --help)")
 	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once; 0 means the CPUs, at most 4")
+	fs.StringVar(&o.Store, "store", "kubernetes", "the auth server's runtime state: kubernetes (in the embedded control plane) or postgres (with --postgres-dsn)")
+	o.Postgres.Bind(fs)
 }
 
 // RunDev runs everything on one machine: an embedded kube-apiserver and
@@ -111,7 +117,7 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	}
 	publicURL := "http://" + l.Addr().String()
 	auth, _, err := NewAuthServer(ctx, cfg, AuthServerOptions{
-		Listener: l, MetricsAddr: "0", PublicURL: publicURL, Namespace: o.Namespace, StoreBackend: "kubernetes",
+		Listener: l, MetricsAddr: "0", PublicURL: publicURL, Namespace: o.Namespace, StoreBackend: cmp.Or(o.Store, "kubernetes"), Postgres: o.Postgres,
 		SessionCookieName: "tenantauth_session", RefreshCookieName: "tenantauth_refresh", RateLimitPerMinute: 20,
 		MinPasswordLength: 8, ForwardedURISource: o.ForwardedURISource,
 		TrustedProxies: o.TrustedProxies, PasswordHashConcurrency: o.PasswordHashConcurrency,

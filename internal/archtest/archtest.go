@@ -26,12 +26,11 @@ var HTTPPackages = []string{
 	Module + "/authserver",
 }
 
-// Layers are the auth server's packages, each with the authserver/
-// packages it may import (docs/architecture.md draws them). Imports run
-// one way, down: the HTTP layer (the authserver root) may import every
-// one, and a package not listed here may import none of those listed,
-// except that the backends (kube, postgres) and test helpers may import
-// the store, the directory and the account package's membership writer.
+// Layers are the auth server's packages below the HTTP layer, each with
+// the others of them it may import (docs/architecture.md draws them).
+// Imports run one way, down. The HTTP layer (the authserver root), the
+// store backends (kube, postgres) and the wiring above them are not
+// layers: they may import any of these.
 var Layers = map[string][]string{
 	"authserver/problem":   nil,
 	"authserver/store":     nil,

@@ -1,0 +1,41 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Optional interfaces a backend may implement besides Store. The server
+// asks for each with a type assertion; a backend without one keeps the
+// behaviour every backend has (memory, kubernetes).
+
+// RevocationView answers the hot path's revocation checks from memory, for
+// a backend whose reads are network calls (postgres). It knows every
+// session or family record revoked or deleted since its horizon, because
+// every revocation is published to every replica (see authserver/postgres).
+type RevocationView interface {
+	// Revoked reports whether the record of kind and id has been revoked
+	// or deleted. since is the earliest time the caller's credential can
+	// have been issued (a JWT's iat): a record revoked before then cannot
+	// have issued it, so the view needs to know only revocations from
+	// since on; when since is older than what it holds, it asks the
+	// database. An error means the view cannot say (never synced, or the
+	// database unreachable for a question memory cannot answer): the
+	// caller fails closed with 503.
+	Revoked(ctx context.Context, kind, id string, since time.Time) (bool, error)
+}
+
+// Limiter is a rate limiter shared by every replica through the store.
+type Limiter interface {
+	// Allow counts one request of key against limit requests per window
+	// and reports whether it may go on; when not, retryAfter is how long
+	// until one may. An error means the store could not count.
+	Allow(ctx context.Context, key string, limit int, window time.Duration) (retryAfter time.Duration, ok bool, err error)
+}
+
+// Readier is a backend that can be not ready: not connected yet, or
+// catching up on what it missed while disconnected. /readyz answers 503
+// with the reason while Ready returns an error.
+type Readier interface {
+	Ready() error
+}
