@@ -100,6 +100,7 @@ func (s *Server) revokeFamily(ctx context.Context, userID, familyID, reason stri
 		}
 		now := s.cfg.Now().UTC()
 		fam.RevokedAt, fam.Reason, rec.Revoked = &now, reason, true
+		rec.ExpiresAt = minTime(rec.ExpiresAt, now.Add(revokedRetention))
 		return nil
 	})
 	// A collected family needs nothing: its sessions fail the family

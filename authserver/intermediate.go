@@ -59,6 +59,9 @@ func (s *Server) startIntermediateIn(ctx context.Context, u user, amr []string, 
 	if err := store.Put(ctx, s.store, rec, in); err != nil {
 		return nil, fmt.Errorf("create intermediate session: %w", err)
 	}
+	if err := s.capUserTokens(ctx, u.ID, tokenClassIntermediate, rec.ID); err != nil {
+		s.log.Error(err, "could not cap a user's intermediate sessions")
+	}
 	s.metrics.issued.WithLabelValues("intermediate").Inc()
 	return &intermediateResponse{
 		IntermediateSessionToken: token, ExpiresIn: int(intermediateTTL / time.Second),

@@ -19,10 +19,13 @@ const (
 	magicLinkTTL   = 15 * time.Minute
 	verifyEmailTTL = 24 * time.Hour
 	resetTTL       = time.Hour
-	// tokenRetention keeps a used or expired token's record this long past
-	// its expiry, so presenting it again says token_used or token_expired
-	// rather than token_invalid.
-	tokenRetention = 24 * time.Hour
+	// tokenRetention keeps an expired token's record this long past its
+	// expiry, and spentRetention a spent one's this long past its use, so
+	// presenting it again soon (a second click) says token_expired or
+	// token_used rather than token_invalid. Later, a record that is gone
+	// is refused just the same; keeping it longer only fills the store.
+	tokenRetention = time.Hour
+	spentRetention = 10 * time.Minute
 )
 
 // Purposes of one-time tokens; a token works only for its own.
@@ -75,6 +78,9 @@ func (s *Server) mailToken(ctx context.Context, send bool, prefix string, ttl ti
 	if err := store.Put(ctx, s.store, rec, ot); err != nil {
 		return fmt.Errorf("create %s token: %w", ot.Purpose, err)
 	}
+	if err := s.capUserTokens(ctx, ot.UserID, tokenClassMailed, rec.ID); err != nil {
+		s.log.Error(err, "could not cap a user's outstanding tokens", "purpose", ot.Purpose)
+	}
 	s.metrics.issued.WithLabelValues(ot.Purpose).Inc()
 	return s.deliver(ctx, msg)
 }
@@ -117,12 +123,13 @@ func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, token stri
 		}
 		return nil, nil, err
 	}
-	rec, ot, err := store.Modify(ctx, s.store, store.KindToken, rid, func(_ *store.Record, ot *oneTime) error {
+	rec, ot, err := store.Modify(ctx, s.store, store.KindToken, rid, func(r *store.Record, ot *oneTime) error {
 		if err := live(ot); err != nil {
 			return err // most likely a concurrent request spent it
 		}
 		now := s.cfg.Now().UTC()
 		ot.SpentAt = &now
+		r.ExpiresAt = minTime(r.ExpiresAt, now.Add(spentRetention))
 		return nil
 	})
 	switch {
@@ -144,8 +151,9 @@ func (s *Server) consumeOneTime(ctx context.Context, prefix, purpose, token stri
 // for failed on a fault the client may retry.
 func (s *Server) unspend(ctx context.Context, rec *store.Record, ot *oneTime) {
 	ot.SpentAt = nil
-	_, _, err := store.Modify(ctx, s.store, store.KindToken, rec.ID, func(_ *store.Record, cur *oneTime) error {
+	_, _, err := store.Modify(ctx, s.store, store.KindToken, rec.ID, func(r *store.Record, cur *oneTime) error {
 		cur.SpentAt = nil
+		r.ExpiresAt = cur.ExpiresAt.Add(tokenRetention)
 		return nil
 	})
 	if err != nil {
@@ -184,10 +192,11 @@ func spendRecord[T any, P interface {
 	*T
 	spend(time.Time) bool
 }](ctx context.Context, st store.Store, id string, now time.Time) error {
-	_, _, err := store.Modify(ctx, st, store.KindToken, id, func(_ *store.Record, v *T) error {
+	_, _, err := store.Modify(ctx, st, store.KindToken, id, func(r *store.Record, v *T) error {
 		if !P(v).spend(now) {
 			return store.ErrUnchanged
 		}
+		r.ExpiresAt = minTime(r.ExpiresAt, now.Add(spentRetention))
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) || errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)) {

@@ -61,6 +61,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Timeouts are the HTTP server's read, write and idle limits.
 	Timeouts ServerTimeouts
+	// MaxOutstandingTokens caps a user's mailed links, and apart from them
+	// their intermediate sessions: a new one replaces the oldest (see
+	// tokencap.go). Zero means DefaultMaxOutstandingTokens.
+	MaxOutstandingTokens int
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -94,6 +98,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MaxOutstandingTokens == 0 {
+		c.MaxOutstandingTokens = DefaultMaxOutstandingTokens
 	}
 	c.Timeouts.defaults()
 }

@@ -242,13 +242,23 @@ func (s *Store) ListByUser(ctx context.Context, kind, userID string) ([]*store.R
 	return out, nil
 }
 
-// DeleteExpired deletes indexed records that expired before now.
+// GCBatch bounds the records one DeleteExpired call deletes, so a
+// collection after a flood or an outage spreads its API calls over
+// several runs instead of sending thousands at once. Map order is random,
+// so replicas collecting at the same time mostly pick different records.
+const GCBatch = 500
+
+// DeleteExpired deletes up to GCBatch indexed records that expired before
+// now.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	s.mu.RLock()
 	var expired []*store.Record
 	for _, r := range s.idx {
 		if !r.ExpiresAt.IsZero() && r.ExpiresAt.Before(now) {
 			expired = append(expired, r)
+			if len(expired) == GCBatch {
+				break
+			}
 		}
 	}
 	s.mu.RUnlock()
