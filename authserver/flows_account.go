@@ -71,7 +71,7 @@ func (s *Server) sendVerification(ctx context.Context, email, password, orgSel, 
 	}
 	ot := &oneTime{Purpose: purposeVerifyEmail, Email: email, UserID: s.userFor(email).ID, OrgRef: org.Ref, PasswordHash: hash,
 		SignupBinding: binding}
-	return s.mailToken(ctx, send, prefixVerifyEmail, verifyEmailTTL, ot, func(token string, expires time.Time) mail.Message {
+	return s.mailVerification(ctx, send, ot, func(token string, expires time.Time) mail.Message {
 		return verifyEmailMail(s, email, token, org, expires)
 	})
 }
@@ -94,7 +94,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	}
 	var org *Org
 	var signupRef string
-	rec, ot, err := s.consumeOneTime(ctx, prefixVerifyEmail, purposeVerifyEmail, req.Token, func(ot *oneTime) error {
+	release, ot, err := s.consumeVerification(ctx, req.Token, func(ot *oneTime) error {
 		var ok bool
 		if org, ok = s.dir.OrgByRef(ot.OrgRef); !ok {
 			return errOrgNotFound
@@ -121,7 +121,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	}
 	if err := s.finishSignup(ctx, w, ot, org, signupRef); err != nil {
 		if isRetryable(err) {
-			s.unspend(ctx, rec, ot)
+			release(ctx)
 		}
 		return err
 	}
@@ -263,6 +263,7 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 func (s *Server) applyReset(ctx context.Context, userID, hash string) error {
 	if err := s.UpdateCredentials(ctx, userID, func(c *Credentials) error {
 		c.PasswordHash = hash
+		c.TokensNotBefore = s.cfg.Now().UTC() // ends sealed links too
 		return nil
 	}); err != nil {
 		return err

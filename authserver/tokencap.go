@@ -34,10 +34,14 @@ const (
 	tokenClassIntermediate = "intermediate"
 )
 
-// tokenClass is the class of a token record, from its ID's prefix.
+// tokenClass is the class of a token record, from its ID's prefix; spent
+// markers of sealed links have none and are never capped.
 func tokenClass(id string) string {
-	if strings.HasPrefix(id, prefixIntermediate+"_") {
+	switch {
+	case strings.HasPrefix(id, prefixIntermediate+"_"):
 		return tokenClassIntermediate
+	case strings.HasPrefix(id, markerPrefix+"_"):
+		return ""
 	}
 	return tokenClassMailed
 }
