@@ -59,6 +59,13 @@ func NewStore(c client.Client, reader client.Reader, namespace string) *Store {
 		live: rate.NewLimiter(100, 50)}
 }
 
+// Len is the number of records in the index (measurements).
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.idx)
+}
+
 // Watch feeds the index from the cache's Secret informer and waits for its
 // first full load.
 func (s *Store) Watch(ctx context.Context, c cache.Cache) error {
