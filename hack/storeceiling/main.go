@@ -241,7 +241,9 @@ func newSeeder(ctx context.Context, cfg *rest.Config, key []byte) (*authserver.S
 		return nil, err
 	}
 	dir := authserver.NewDirectory()
-	go func() { _ = (&kube.Source{Dir: dir, Cache: ca, Log: logr.Discard(), SystemNamespace: sysNS}).Start(ctx) }()
+	go func() {
+		_ = (&kube.Source{Dir: dir, Cache: ca, Log: logr.Discard(), SystemNamespace: sysNS}).Start(ctx)
+	}()
 	st := kube.NewStore(direct, direct, sysNS)
 	if err := st.Watch(ctx, ca); err != nil {
 		return nil, err

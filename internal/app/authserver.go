@@ -48,7 +48,7 @@ type AuthServerOptions struct {
 	MinPasswordLength       int
 	// MaxOutstandingTokens is authserver.Config.MaxOutstandingTokens.
 	MaxOutstandingTokens int
-	Mail                    MailOptions
+	Mail                 MailOptions
 	// Listener, when set, is used instead of listening on Addr (dev and
 	// tests pass one to learn the port).
 	Listener net.Listener
