@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dex-bench.sh runs Dex against a local PostgreSQL (and its memory
-# storage) and measures the refresh_token grant with hack/loadrefresh, for
+# storage) and measures the refresh_token grant with hack/loadoauth, for
 # the side-by-side in docs/bench-dex.md. Dex is built from a checkout
 # fetched beside the repository, with modules from the Go module proxy,
 # into $DEX_BIN; none of Dex's code is kept here.
@@ -31,8 +31,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [[ ! -x $DEX_BIN ]]; then
   (cd "$DEX_SRC" && go build -o "$DEX_BIN" ./cmd/dex)
 fi
-LOAD=$(mktemp -d)/loadrefresh
-(cd "$ROOT" && go build -o "$LOAD" ./hack/loadrefresh)
+LOAD=$(mktemp -d)/loadoauth
+(cd "$ROOT" && go build -o "$LOAD" ./hack/loadoauth)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -1,8 +1,8 @@
-// Command loadrefresh measures the OAuth 2.0 refresh_token grant under
+// Command loadoauth measures the OAuth 2.0 refresh_token grant under
 // load, against any token endpoint (Dex's, for the side-by-side in
 // docs/bench-dex.md):
 //
-//	go run ./hack/loadrefresh -token-url http://127.0.0.1:5556/dex/token \
+//	go run ./hack/loadoauth -token-url http://127.0.0.1:5556/dex/token \
 //	    -client-id bench -client-secret bench-secret \
 //	    -username admin@example.com -password password -workers 16,64
 //
