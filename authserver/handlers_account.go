@@ -72,7 +72,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	}
 	var org *directory.Org
 	var signupRef string
-	rec, ot, err := s.accounts.ConsumeOneTime(ctx, token.PrefixVerifyEmail, account.PurposeVerifyEmail, req.Token, func(ot *account.OneTime) error {
+	release, ot, err := s.accounts.ConsumeVerification(ctx, req.Token, func(ot *account.OneTime) error {
 		var ok bool
 		if org, ok = s.dir.OrgByRef(ot.OrgRef); !ok {
 			return errOrgNotFound
@@ -100,7 +100,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 	o, err := s.accounts.FinishSignup(ctx, ot, org, signupRef)
 	if err != nil {
 		if account.IsRetryable(err) {
-			s.accounts.Unspend(ctx, rec, ot)
+			release(ctx)
 		}
 		return err
 	}

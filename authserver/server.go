@@ -70,6 +70,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Timeouts are the HTTP server's read, write and idle limits.
 	Timeouts ServerTimeouts
+	// MaxOutstandingTokens caps a user's mailed links, and apart from them
+	// their intermediate sessions: a new one replaces the oldest (see
+	// tokencap.go). Zero means DefaultMaxOutstandingTokens.
+	MaxOutstandingTokens int
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -103,6 +107,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MaxOutstandingTokens == 0 {
+		c.MaxOutstandingTokens = account.DefaultMaxOutstandingTokens
 	}
 	c.Timeouts.defaults()
 }
@@ -174,7 +181,7 @@ func New(cfg Config, dir *directory.Directory, st store.Store, userIDKey []byte,
 	s.recoveryKey = deriveKey(cfg.Secret, "tenantauth recovery-code v1")
 	s.facts = newFactsCache(100_000)
 	s.sessions = session.New(session.Config{
-		Now: cfg.Now, RefreshGrace: cfg.RefreshGrace, Issuer: s.issuer, Audience: s.audience,
+		Now: cfg.Now, RefreshGrace: cfg.RefreshGrace, Issuer: s.issuer, Audience: s.audience, MaxIntermediate: cfg.MaxOutstandingTokens,
 		CSRFToken: s.csrfToken, UserID: func(email string) string { return s.userFor(email).ID },
 		Issued: func(kind string) { s.metrics.issued.WithLabelValues(kind).Inc() }, Log: s.log,
 	}, st, dir)
@@ -182,6 +189,7 @@ func New(cfg Config, dir *directory.Directory, st store.Store, userIDKey []byte,
 		Now: cfg.Now, PublicURL: cfg.PublicURL, PathPrefix: cfg.PathPrefix, Argon2: cfg.Argon2,
 		MinPasswordLength: cfg.MinPasswordLength, PasswordHashConcurrency: cfg.PasswordHashConcurrency,
 		PasswordHashQueue: cfg.PasswordHashQueue, RecoveryKey: s.recoveryKey, UserFor: s.userFor,
+		SealKey: deriveKey(cfg.Secret, "tenantauth verify-email seal v1"), MaxOutstandingTokens: cfg.MaxOutstandingTokens,
 		Issued: func(kind string) { s.metrics.issued.WithLabelValues(kind).Inc() }, Log: s.log,
 	}, st, dir, s.sessions, s.mailer, s.members)
 	s.verifyPath = cfg.PathPrefix + "/verify"

@@ -21,6 +21,9 @@ type Credentials struct {
 	TOTPLastStep   int64     `json:"totp_last_step,omitempty"`
 	RecoveryHashes []string  `json:"recovery_hashes,omitempty"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// TokensNotBefore is the last password reset: links sealed before it
+	// are refused (see verify_sealed.go).
+	TokensNotBefore time.Time `json:"tokens_not_before,omitzero"`
 }
 
 // loadCredentials reads a user's credentials; a user with none gets an

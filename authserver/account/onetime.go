@@ -24,10 +24,13 @@ const (
 	MagicLinkTTL   = 15 * time.Minute
 	VerifyEmailTTL = 24 * time.Hour
 	ResetTTL       = time.Hour
-	// TokenRetention keeps a used or expired token's record this long past
-	// its expiry, so presenting it again says token_used or token_expired
-	// rather than token_invalid.
-	TokenRetention = 24 * time.Hour
+	// TokenRetention keeps an expired token's record this long past its
+	// expiry, and spentRetention a spent one's this long past its use, so
+	// presenting it again soon (a second click) says token_expired or
+	// token_used rather than token_invalid. Later, a record that is gone
+	// is refused just the same; keeping it longer only fills the store.
+	TokenRetention = time.Hour
+	spentRetention = 10 * time.Minute
 )
 
 // Purposes of one-time tokens; a token works only for its own.
@@ -80,6 +83,9 @@ func (s *Service) MailToken(ctx context.Context, send bool, prefix string, ttl t
 	if err := store.Put(ctx, s.store, rec, ot); err != nil {
 		return fmt.Errorf("create %s token: %w", ot.Purpose, err)
 	}
+	if err := s.capUserTokens(ctx, ot.UserID, rec.ID); err != nil {
+		s.log.Error(err, "could not cap a user's outstanding tokens", "purpose", ot.Purpose)
+	}
 	s.issued(ot.Purpose)
 	return s.deliver(ctx, msg)
 }
@@ -122,12 +128,15 @@ func (s *Service) ConsumeOneTime(ctx context.Context, prefix, purpose, raw strin
 		}
 		return nil, nil, err
 	}
-	rec, ot, err := store.Modify(ctx, s.store, store.KindToken, rid, func(_ *store.Record, ot *OneTime) error {
+	rec, ot, err := store.Modify(ctx, s.store, store.KindToken, rid, func(r *store.Record, ot *OneTime) error {
 		if err := live(ot); err != nil {
 			return err // most likely a concurrent request spent it
 		}
 		now := s.cfg.Now().UTC()
 		ot.SpentAt = &now
+		if keep := now.Add(spentRetention); keep.Before(r.ExpiresAt) {
+			r.ExpiresAt = keep
+		}
 		return nil
 	})
 	switch {
@@ -149,8 +158,9 @@ func (s *Service) ConsumeOneTime(ctx context.Context, prefix, purpose, raw strin
 // for failed on a fault the client may retry.
 func (s *Service) Unspend(ctx context.Context, rec *store.Record, ot *OneTime) {
 	ot.SpentAt = nil
-	_, _, err := store.Modify(ctx, s.store, store.KindToken, rec.ID, func(_ *store.Record, cur *OneTime) error {
+	_, _, err := store.Modify(ctx, s.store, store.KindToken, rec.ID, func(r *store.Record, cur *OneTime) error {
 		cur.SpentAt = nil
+		r.ExpiresAt = cur.ExpiresAt.Add(TokenRetention)
 		return nil
 	})
 	if err != nil {
@@ -189,9 +199,12 @@ func spendRecord[T any, P interface {
 	*T
 	spend(time.Time) bool
 }](ctx context.Context, st store.Store, id string, now time.Time) error {
-	_, _, err := store.Modify(ctx, st, store.KindToken, id, func(_ *store.Record, v *T) error {
+	_, _, err := store.Modify(ctx, st, store.KindToken, id, func(r *store.Record, v *T) error {
 		if !P(v).spend(now) {
 			return store.ErrUnchanged
+		}
+		if keep := now.Add(spentRetention); keep.Before(r.ExpiresAt) {
+			r.ExpiresAt = keep
 		}
 		return nil
 	})

@@ -33,9 +33,13 @@ type Config struct {
 	// pool (see hashpool.go).
 	PasswordHashConcurrency int
 	PasswordHashQueue       int
-	// RecoveryKey keys the hashes of TOTP recovery codes; every replica
-	// holds the same one.
+	// RecoveryKey keys the hashes of TOTP recovery codes, and SealKey
+	// seals verification links (verify_sealed.go); every replica holds
+	// the same ones.
 	RecoveryKey []byte
+	SealKey     []byte
+	// MaxOutstandingTokens caps a user's mailed links (tokencap.go).
+	MaxOutstandingTokens int
 	// UserFor derives a user from an email.
 	UserFor func(email string) session.User
 	// Issued counts an issued token by kind; nil counts nothing.

@@ -12,7 +12,6 @@ import (
 	"github.com/tenantauth/tenantauth/authserver/mail"
 	"github.com/tenantauth/tenantauth/authserver/problem"
 	"github.com/tenantauth/tenantauth/authserver/session"
-	"github.com/tenantauth/tenantauth/authserver/token"
 )
 
 // sendVerification mails a verification link, carrying the password's
@@ -35,7 +34,7 @@ func (s *Service) SendVerification(ctx context.Context, email, password, orgSel,
 	}
 	ot := &OneTime{Purpose: PurposeVerifyEmail, Email: email, UserID: s.cfg.UserFor(email).ID, OrgRef: org.Ref, PasswordHash: hash,
 		SignupBinding: binding}
-	return s.MailToken(ctx, send, token.PrefixVerifyEmail, VerifyEmailTTL, ot, func(raw string, expires time.Time) mail.Message {
+	return s.mailVerification(ctx, send, ot, func(raw string, expires time.Time) mail.Message {
 		return verifyEmailMail(s, email, raw, org, expires)
 	})
 }
@@ -110,6 +109,7 @@ func OrgName(ref string) string { _, name, _ := strings.Cut(ref, "/"); return na
 func (s *Service) ApplyReset(ctx context.Context, userID, hash string) error {
 	if err := s.UpdateCredentials(ctx, userID, func(c *Credentials) error {
 		c.PasswordHash = hash
+		c.TokensNotBefore = s.cfg.Now().UTC() // ends sealed links too
 		return nil
 	}); err != nil {
 		return err

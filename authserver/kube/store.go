@@ -59,6 +59,13 @@ func NewStore(c client.Client, reader client.Reader, namespace string) *Store {
 		live: rate.NewLimiter(100, 50)}
 }
 
+// Len is the number of records in the index (measurements).
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.idx)
+}
+
 // Watch feeds the index from the cache's Secret informer and waits for its
 // first full load.
 func (s *Store) Watch(ctx context.Context, c cache.Cache) error {
@@ -242,13 +249,23 @@ func (s *Store) ListByUser(ctx context.Context, kind, userID string) ([]*store.R
 	return out, nil
 }
 
-// DeleteExpired deletes indexed records that expired before now.
+// GCBatch bounds the records one DeleteExpired call deletes, so a
+// collection after a flood or an outage spreads its API calls over
+// several runs instead of sending thousands at once. Map order is random,
+// so replicas collecting at the same time mostly pick different records.
+const GCBatch = 500
+
+// DeleteExpired deletes up to GCBatch indexed records that expired before
+// now.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	s.mu.RLock()
 	var expired []*store.Record
 	for _, r := range s.idx {
 		if !r.ExpiresAt.IsZero() && r.ExpiresAt.Before(now) {
 			expired = append(expired, r)
+			if len(expired) == GCBatch {
+				break
+			}
 		}
 	}
 	s.mu.RUnlock()

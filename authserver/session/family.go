@@ -101,6 +101,7 @@ func (s *Manager) RevokeFamily(ctx context.Context, userID, familyID, reason str
 		}
 		now := s.cfg.Now().UTC()
 		fam.RevokedAt, fam.Reason, rec.Revoked = &now, reason, true
+		rec.ExpiresAt = minTime(rec.ExpiresAt, now.Add(RevokedRetention))
 		return nil
 	})
 	// A collected family needs nothing: its sessions fail the family

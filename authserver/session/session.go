@@ -44,8 +44,13 @@ type spentToken struct {
 	At   time.Time `json:"at"`
 }
 
-// RevokedRetention is how long a revoked session's record is kept.
-const RevokedRetention = 24 * time.Hour
+// RevokedRetention is how long a revoked session's or family's record is
+// kept: long enough that a client racing the revocation (a refresh in
+// flight, a replayed token a moment later) reads session_revoked or
+// refresh_token_reused. After it, a missing session or family is refused
+// just the same (401), so keeping it longer protects nothing and only
+// fills the store.
+const RevokedRetention = 10 * time.Minute
 
 // maxSpent bounds the reuse-detection history per session.
 const maxSpent = 32

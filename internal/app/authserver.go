@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"k8s.io/client-go/rest"
@@ -48,7 +49,9 @@ type AuthServerOptions struct {
 	trustForwardedFor       bool
 	PasswordHashConcurrency int
 	MinPasswordLength       int
-	Mail                    MailOptions
+	// MaxOutstandingTokens is authserver.Config.MaxOutstandingTokens.
+	MaxOutstandingTokens int
+	Mail                 MailOptions
 	// Postgres configures --store=postgres (postgres.go).
 	Postgres PostgresOptions
 	// Listener, when set, is used instead of listening on Addr (dev and
@@ -73,10 +76,17 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 	fs.BoolFunc("trust-forwarded-for", "removed: use --trusted-proxies", func(string) error { o.trustForwardedFor = true; return nil })
 	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once (each takes 19 MiB); 0 means the CPUs, at most 4. Requests past it and a short queue get 503 busy")
 	fs.IntVar(&o.MinPasswordLength, "min-password-length", 8, "shortest password accepted")
+	fs.IntVar(&o.MaxOutstandingTokens, "max-outstanding-tokens", account.DefaultMaxOutstandingTokens,
+		"mailed links a user holds at once, and apart from them intermediate sessions; a new one replaces the oldest")
 	BindForwardedURISource(fs, &o.ForwardedURISource)
 	o.Mail.Bind(fs)
 	o.Postgres.Bind(fs)
 }
+
+// gcInterval is how often each replica deletes expired records (at most
+// kube.GCBatch a run): a revoked session or spent link, kept for minutes,
+// is gone seconds after that.
+const gcInterval = 10 * time.Second
 
 // NewAuthServer builds the auth server's manager: the informer cache, the
 // directory source, the store and the HTTP server, all as runnables that
@@ -92,6 +102,9 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 	}
 	if o.PasswordHashConcurrency < 0 {
 		return nil, nil, usage(errors.New("--password-hash-concurrency must not be negative"))
+	}
+	if o.MaxOutstandingTokens < 0 {
+		return nil, nil, usage(errors.New("--max-outstanding-tokens must not be negative"))
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  Scheme(),
@@ -153,7 +166,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		PublicURL: o.PublicURL, PathPrefix: o.PathPrefix, SessionCookieName: o.SessionCookieName,
 		RefreshCookieName: o.RefreshCookieName, CookieDomain: o.CookieDomain, RateLimitPerMinute: o.RateLimitPerMinute,
 		TrustedProxies: proxies, PasswordHashConcurrency: o.PasswordHashConcurrency, Secret: key, MinPasswordLength: o.MinPasswordLength,
-		ForwardedURISource: o.ForwardedURISource,
+		ForwardedURISource: o.ForwardedURISource, MaxOutstandingTokens: o.MaxOutstandingTokens,
 	}, dir, st, key,
 		authserver.WithLogger(log),
 		authserver.WithMetrics(authserver.NewMetrics(metrics.Registry)),
@@ -161,7 +174,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		authserver.WithMembershipWriter(&kube.MembershipWriter{Client: direct}),
 	)
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		store.RunGC(ctx, st, time.Minute, time.Now, func(err error) { log.Error(err, "store garbage collection") })
+		store.RunGC(ctx, st, gcInterval, time.Now, func(err error) { log.Error(err, "store garbage collection") })
 		return nil
 	})); err != nil {
 		return nil, nil, err

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/authserver/kube"
 	"github.com/tenantauth/tenantauth/internal/trust"
 )
 
@@ -70,7 +71,10 @@ func authServerCacheOptions(watchNamespaces, systemNamespace string) cache.Optio
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {
 		Namespaces: map[string]cache.Config{systemNamespace: {}},
 		Label:      labels.NewSelector().Add(*req),
+		// Every session is a Secret here: keep each one small.
+		Transform: kube.TransformSecret,
 	}}
+	opts.DefaultTransform = cache.TransformStripManagedFields()
 	return opts
 }
 
