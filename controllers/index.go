@@ -20,11 +20,24 @@ const OrganizationIndex = "spec.organization"
 // claim wakes the Organizations waiting for it.
 const SlugIndex = "spec.slug"
 
+// DomainIndex indexes Organizations by the names in spec.domains, so a
+// released domain claim wakes the Organizations waiting for it.
+const DomainIndex = "spec.domains"
+
 // SetupIndexes registers the field indexes the reconcilers use.
 func SetupIndexes(ctx context.Context, mgr manager.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &tav1.Organization{}, SlugIndex, func(o client.Object) []string {
 		return []string{o.(*tav1.Organization).EffectiveSlug()}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &tav1.Organization{}, DomainIndex, func(o client.Object) []string {
+		var names []string
+		for _, d := range o.(*tav1.Organization).Spec.Domains {
+			names = append(names, d.Name)
+		}
+		return names
 	}); err != nil {
 		return err
 	}

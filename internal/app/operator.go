@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/tenantauth/tenantauth/controllers"
+	"github.com/tenantauth/tenantauth/internal/domains"
 	"github.com/tenantauth/tenantauth/internal/installation"
 )
 
@@ -36,6 +37,7 @@ type OperatorOptions struct {
 	AuthServerUsername    string
 	OperatorUsername      string
 	EnableWebhooks        bool
+	DNSResolver           string
 }
 
 // Bind registers the flags on fs.
@@ -57,6 +59,7 @@ func (o *OperatorOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.AuthServerUsername, "authserver-service-account", "", "user name of the auth server's service account: admission lets it create only self-signup Memberships (never owner, never a bypass)")
 	fs.BoolVar(&o.EnableWebhooks, "enable-webhooks", true, "serve the admission webhooks (false runs the controllers only)")
 	fs.StringVar(&o.OperatorUsername, "operator-service-account", "", "user name of the operator's own service account (default: derived from the in-cluster token)")
+	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: the system resolver)")
 }
 
 // NewOperator builds the operator's manager: controllers and, unless
@@ -64,6 +67,10 @@ func (o *OperatorOptions) Bind(fs *flag.FlagSet) {
 func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl.Manager, error) {
 	if o.AdmissionMode != "enforce" && o.AdmissionMode != "audit" {
 		return nil, usage(fmt.Errorf("--admission-mode must be enforce or audit, not %q", o.AdmissionMode))
+	}
+	resolver, err := domains.NewResolver(o.DNSResolver)
+	if err != nil {
+		return nil, usage(fmt.Errorf("--dns-resolver: %w", err))
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
@@ -86,7 +93,9 @@ func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl
 	if err != nil {
 		return nil, err
 	}
-	if err := controllers.SetupWithManager(ctx, mgr, key, o.Namespace); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+		InstallationKey: key, SystemNamespace: o.Namespace, Resolver: resolver,
+	}); err != nil {
 		return nil, err
 	}
 	if o.EnableWebhooks {
