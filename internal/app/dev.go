@@ -38,6 +38,8 @@ type DevOptions struct {
 	// server as its flags of the same names.
 	TrustedProxies          string
 	PasswordHashConcurrency int
+	// DNSResolver is the operator's --dns-resolver.
+	DNSResolver string
 }
 
 // Bind registers the flags on fs.
@@ -49,6 +51,7 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	BindForwardedURISource(fs, &o.ForwardedURISource)
 	fs.StringVar(&o.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (see tenantauth authserver --help)")
 	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once; 0 means the CPUs, at most 4")
+	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: the system resolver)")
 }
 
 // RunDev runs everything on one machine: an embedded kube-apiserver and
@@ -100,7 +103,7 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	operator, err := NewOperator(ctx, cfg, OperatorOptions{
 		Namespace: o.Namespace, MetricsAddr: "0", ProbeAddr: "0", AdmissionMode: "enforce", AdmissionBypassGroups: "system:masters",
 		WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort, WebhookCertDir: wh.LocalServingCertDir,
-		ManageWebhookCerts: false, EnableWebhooks: true,
+		ManageWebhookCerts: false, EnableWebhooks: true, DNSResolver: o.DNSResolver,
 	})
 	if err != nil {
 		return err
