@@ -13,7 +13,8 @@ import (
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 )
 
-// OrganizationIndex indexes Memberships and APIKeys by spec.organization.
+// OrganizationIndex indexes Memberships, APIKeys and SSOConnections by
+// spec.organization.
 const OrganizationIndex = "spec.organization"
 
 // SlugIndex indexes Organizations by effective slug, so a released slug
@@ -46,8 +47,13 @@ func SetupIndexes(ctx context.Context, mgr manager.Manager) error {
 	}); err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &tav1.APIKey{}, OrganizationIndex, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, &tav1.APIKey{}, OrganizationIndex, func(o client.Object) []string {
 		return []string{o.(*tav1.APIKey).Spec.Organization}
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &tav1.SSOConnection{}, OrganizationIndex, func(o client.Object) []string {
+		return []string{o.(*tav1.SSOConnection).Spec.Organization}
 	})
 }
 

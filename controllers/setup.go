@@ -45,5 +45,9 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		Recorder: mgr.GetEventRecorder("tenantauth-apikey"), SystemNamespace: o.SystemNamespace}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up apikey controller: %w", err)
 	}
+	if err := (&SSOConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorder("tenantauth-ssoconnection")}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up ssoconnection controller: %w", err)
+	}
 	return nil
 }
