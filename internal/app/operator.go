@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,6 +39,8 @@ type OperatorOptions struct {
 	OperatorUsername      string
 	EnableWebhooks        bool
 	DNSResolver           string
+	DomainRecheckInterval time.Duration
+	DomainRetryInterval   time.Duration
 }
 
 // Bind registers the flags on fs.
@@ -60,6 +63,8 @@ func (o *OperatorOptions) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.EnableWebhooks, "enable-webhooks", true, "serve the admission webhooks (false runs the controllers only)")
 	fs.StringVar(&o.OperatorUsername, "operator-service-account", "", "user name of the operator's own service account (default: derived from the in-cluster token)")
 	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: the system resolver)")
+	fs.DurationVar(&o.DomainRecheckInterval, "domain-recheck-interval", controllers.DefaultDomainRecheckInterval, "how often a verified domain's TXT record is looked up again")
+	fs.DurationVar(&o.DomainRetryInterval, "domain-retry-interval", controllers.DefaultDomainRetryInterval, "how often a domain not verified yet is looked up again")
 }
 
 // NewOperator builds the operator's manager: controllers and, unless
@@ -95,6 +100,7 @@ func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl
 	}
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
 		InstallationKey: key, SystemNamespace: o.Namespace, Resolver: resolver,
+		DomainRecheckInterval: o.DomainRecheckInterval, DomainRetryInterval: o.DomainRetryInterval,
 	}); err != nil {
 		return nil, err
 	}
