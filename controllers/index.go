@@ -13,12 +13,17 @@ import (
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 )
 
-// OrganizationIndex indexes Memberships and APIKeys by spec.organization.
+// OrganizationIndex indexes Memberships, APIKeys and SSOConnections by
+// spec.organization.
 const OrganizationIndex = "spec.organization"
 
 // SlugIndex indexes Organizations by effective slug, so a released slug
 // claim wakes the Organizations waiting for it.
 const SlugIndex = "spec.slug"
+
+// DomainIndex indexes Organizations by the names in spec.domains, so a
+// released domain claim wakes the Organizations waiting for it.
+const DomainIndex = "spec.domains"
 
 // SetupIndexes registers the field indexes the reconcilers use.
 func SetupIndexes(ctx context.Context, mgr manager.Manager) error {
@@ -28,13 +33,27 @@ func SetupIndexes(ctx context.Context, mgr manager.Manager) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &tav1.Organization{}, DomainIndex, func(o client.Object) []string {
+		var names []string
+		for _, d := range o.(*tav1.Organization).Spec.Domains {
+			names = append(names, d.Name)
+		}
+		return names
+	}); err != nil {
+		return err
+	}
 	if err := idx.IndexField(ctx, &tav1.Membership{}, OrganizationIndex, func(o client.Object) []string {
 		return []string{o.(*tav1.Membership).Spec.Organization}
 	}); err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &tav1.APIKey{}, OrganizationIndex, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, &tav1.APIKey{}, OrganizationIndex, func(o client.Object) []string {
 		return []string{o.(*tav1.APIKey).Spec.Organization}
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &tav1.SSOConnection{}, OrganizationIndex, func(o client.Object) []string {
+		return []string{o.(*tav1.SSOConnection).Spec.Organization}
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/internal/domains"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
 	"github.com/tenantauth/tenantauth/internal/trust"
 )
@@ -36,6 +38,16 @@ type OrganizationReconciler struct {
 	SystemNamespace string
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+	// InstallationKey keys the domain verification tokens; see package
+	// domains.
+	InstallationKey []byte
+	// Resolver looks up the domains' TXT challenges; nil is the system
+	// resolver.
+	Resolver domains.Resolver
+	// DomainRecheckInterval and DomainRetryInterval space the TXT lookups
+	// of verified and of pending domains; zero takes the defaults.
+	DomainRecheckInterval time.Duration
+	DomainRetryInterval   time.Duration
 
 	created createdRecords
 	sinceMu sync.Mutex
@@ -55,6 +67,8 @@ type orgScope struct {
 	// keys is the key set read from record; plan is what it becomes.
 	keys *signingkeys.Set
 	plan keyPlan
+	// domains is what reconcileDomains found; nil when it did not run.
+	domains *domainsOutcome
 	outcome
 }
 
@@ -87,6 +101,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.mirrorKeys,
 		r.deleteLegacyKeys,
 		r.claimSlug,
+		r.reconcileDomains,
 	)
 }
 
@@ -101,6 +116,9 @@ func (r *OrganizationReconciler) writeStatus(ctx context.Context, orig *tav1.Org
 	if c := s.readiness(complete, fmt.Sprintf("active signing key %s", org.Status.ActiveKeyID)); c != nil {
 		setReady(&org.Status.Conditions, org.Generation, c)
 		announce(r.Recorder, org, orig.Status.Conditions, c)
+	}
+	if s.domains != nil {
+		r.writeDomains(org, orig.Status.Conditions, s.domains)
 	}
 	return patchStatus(ctx, r.Client, orig, org, orig.Status, org.Status)
 }
@@ -134,7 +152,11 @@ func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, org *tav1.
 	if err != nil {
 		return err
 	}
-	for _, s := range append(records, claims...) {
+	domainClaims, err := r.ownedRecords(ctx, trust.ComponentDomainClaim, owner)
+	if err != nil {
+		return err
+	}
+	for _, s := range slices.Concat(records, claims, domainClaims) {
 		if err := r.Delete(ctx, &s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete %s of organization %s: %w", s.Name, org.Name, err)
 		}
@@ -201,8 +223,8 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// recordOwners maps a record to its owner, and a slug claim also to every
-// Organization with that slug.
+// recordOwners maps a record to its owner, and a slug or domain claim also
+// to every Organization with that slug or domain.
 func (r *OrganizationReconciler) recordOwners(c client.Client) handler.MapFunc {
 	return func(ctx context.Context, obj client.Object) []ctrl.Request {
 		sec, ok := obj.(*corev1.Secret)
@@ -215,17 +237,25 @@ func (r *OrganizationReconciler) recordOwners(c client.Client) handler.MapFunc {
 				return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: rec.Owner.Namespace, Name: rec.Owner.Name}}}
 			}
 		case trust.ComponentSlugClaim:
-			slug := sec.Annotations[trust.AnnotationSlug]
-			orgs := &tav1.OrganizationList{}
-			if slug == "" || c.List(ctx, orgs, client.MatchingFields{SlugIndex: slug}) != nil {
-				return nil
-			}
-			out := make([]ctrl.Request, 0, len(orgs.Items))
-			for _, o := range orgs.Items {
-				out = append(out, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&o)})
-			}
-			return out
+			return orgsBy(ctx, c, SlugIndex, sec.Annotations[trust.AnnotationSlug])
+		case trust.ComponentDomainClaim:
+			// Every Organization listing the domain: its owner re-checks
+			// a deleted claim, the others may take a released one.
+			return orgsBy(ctx, c, DomainIndex, sec.Annotations[trust.AnnotationDomain])
 		}
 		return nil
 	}
+}
+
+// orgsBy lists the Organizations whose index field holds value.
+func orgsBy(ctx context.Context, c client.Client, index, value string) []ctrl.Request {
+	orgs := &tav1.OrganizationList{}
+	if value == "" || c.List(ctx, orgs, client.MatchingFields{index: value}) != nil {
+		return nil
+	}
+	out := make([]ctrl.Request, 0, len(orgs.Items))
+	for _, o := range orgs.Items {
+		out = append(out, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&o)})
+	}
+	return out
 }

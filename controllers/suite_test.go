@@ -19,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/internal/domains"
 	"github.com/tenantauth/tenantauth/internal/testenv"
 )
 
@@ -28,6 +29,9 @@ var (
 	scheme    = runtime.NewScheme()
 	testKey   = []byte("0123456789abcdef0123456789abcdef")
 	nsCounter int
+	// dnsSrv is a real DNS server on 127.0.0.1 that the reconcilers ask
+	// for the domains' TXT challenges.
+	dnsSrv *testenv.DNSServer
 )
 
 // systemNS is the operator's namespace in these tests, where the records
@@ -52,7 +56,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	srv, stopDNS, err := testenv.NewDNS()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dnsSrv = srv
 	code := m.Run()
+	stopDNS()
 	_ = env.Stop()
 	os.Exit(code)
 }
@@ -77,7 +88,12 @@ func startManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := SetupWithManager(ctx, mgr, testKey, systemNS); err != nil {
+	resolver, err := domains.NewResolver(dnsSrv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SetupWithManager(ctx, mgr, Options{InstallationKey: testKey, SystemNamespace: systemNS, Resolver: resolver,
+		DomainRecheckInterval: time.Second, DomainRetryInterval: 500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

@@ -21,6 +21,8 @@ type lookup struct {
 	// live reads from the API server. It is used only where the cache's lag
 	// would wrongly deny a common request, and on rare deletions.
 	live client.Reader
+	// systemNamespace holds the operator's records: domain claims.
+	systemNamespace string
 }
 
 // organization returns the named Organization, or nil when it does not

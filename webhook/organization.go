@@ -75,20 +75,28 @@ type OrganizationValidator struct {
 
 var _ admission.Validator[*tenantauthv1alpha1.Organization] = &OrganizationValidator{}
 
-// ValidateCreate checks the slug, its uniqueness across the cluster and the
-// role settings. Anyone Kubernetes RBAC lets create an Organization may:
+// ValidateCreate checks the slug, its uniqueness across the cluster, the
+// role settings and the email domains (see domains.go). Anyone Kubernetes RBAC lets create an Organization may:
 // a new Organization has no owner yet, and its creator makes the first
 // owner Membership next.
 func (v *OrganizationValidator) ValidateCreate(ctx context.Context, org *tenantauthv1alpha1.Organization) (admission.Warnings, error) {
 	errs := validateOrganizationSpec(org)
-	if len(errs) == 0 {
-		dup, err := v.slugTaken(ctx, org)
-		if err != nil {
-			return nil, err
-		}
-		errs = append(errs, dup...)
+	if len(errs) > 0 {
+		return nil, invalid(kindOrganization, org.Name, errs)
 	}
-	return nil, invalid(kindOrganization, org.Name, errs)
+	dup, err := v.slugTaken(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	act, err := v.authz.actor(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	unverified, warnings, err := v.checkSignupDomains(ctx, act, nil, org)
+	if err != nil {
+		return nil, err
+	}
+	return warnings, invalid(kindOrganization, org.Name, append(dup, unverified...))
 }
 
 // ValidateUpdate keeps the slug, refuses to drop custom roles still in use,
@@ -116,7 +124,12 @@ func (v *OrganizationValidator) ValidateUpdate(ctx context.Context, old, org *te
 		return warnings, err
 	}
 	errs = append(errs, inUse...)
-	return warnings, invalid(kindOrganization, org.Name, errs)
+	unverified, more, err := v.checkSignupDomains(ctx, act, old, org)
+	if err != nil {
+		return warnings, err
+	}
+	errs = append(errs, unverified...)
+	return append(warnings, more...), invalid(kindOrganization, org.Name, errs)
 }
 
 // ValidateDelete lets only an owner delete an Organization, and only once
@@ -235,6 +248,7 @@ func validateOrganizationSpec(org *tenantauthv1alpha1.Organization) field.ErrorL
 			}
 		}
 	}
+	errs = append(errs, validateDomainNames(org)...)
 	if d := org.Spec.SelfSignup.DefaultRole; d != "" {
 		p := spec.Child("selfSignup", "defaultRole")
 		if _, ok := org.LookupRole(d); !ok {

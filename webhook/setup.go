@@ -1,8 +1,8 @@
 // Package webhook holds the admission webhooks of tenantauth.io: defaulting,
-// validation and role-based authorization of Organizations, Memberships and
-// APIKeys (the defaults and limits of those objects, and who inside an
-// organization may change them), and the rotation of the webhook
-// serving certificate.
+// validation and role-based authorization of Organizations, Memberships,
+// APIKeys and SSOConnections (the defaults and limits of those objects,
+// and who inside an organization may change them), and the rotation of
+// the webhook serving certificate.
 //
 // Every lookup a request needs is answered from the manager's informer cache
 // through the field indexes registered here, so admission costs no API call
@@ -74,10 +74,14 @@ type Options struct {
 	// OperatorUsername is the operator's own service account user name
 	// (system:serviceaccount:<ns>:<name>); it passes authorization.
 	OperatorUsername string
+	// SystemNamespace is the operator's namespace, where its domain claims
+	// say which Organization each verified domain belongs to. Empty, no
+	// domain counts as verified.
+	SystemNamespace string
 }
 
 // SetupWithManager registers the field indexes and the defaulting and
-// validating webhooks of all three kinds with mgr.
+// validating webhooks of every kind with mgr.
 //
 // When the serving certificate comes from webhookcert.SetupRotation, call
 // it only after the rotator's ready channel is closed: the manager starts
@@ -109,14 +113,21 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Complete(); err != nil {
 		return fmt.Errorf("register APIKey webhooks: %w", err)
 	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &tenantauthv1alpha1.SSOConnection{}).
+		WithDefaulter(&SSOConnectionDefaulter{}).
+		WithValidator(v.sso).
+		Complete(); err != nil {
+		return fmt.Errorf("register SSOConnection webhooks: %w", err)
+	}
 	return nil
 }
 
-// validators are the three validating webhooks sharing one authorizer.
+// validators are the validating webhooks, sharing one authorizer.
 type validators struct {
 	org        *OrganizationValidator
 	membership *MembershipValidator
 	apiKey     *APIKeyValidator
+	sso        *SSOConnectionValidator
 }
 
 func newValidators(mgr ctrl.Manager, opts Options) (validators, error) {
@@ -130,12 +141,13 @@ func newValidatorsWith(cache, live client.Reader, opts Options) (validators, err
 	if err != nil {
 		return validators{}, err
 	}
-	l := &lookup{cache: cache, live: live}
+	l := &lookup{cache: cache, live: live, systemNamespace: opts.SystemNamespace}
 	authz.lookup = l
 	return validators{
 		org:        &OrganizationValidator{lookup: l, authz: authz},
 		membership: &MembershipValidator{lookup: l, authz: authz},
 		apiKey:     &APIKeyValidator{lookup: l, authz: authz},
+		sso:        &SSOConnectionValidator{lookup: l, authz: authz},
 	}, nil
 }
 

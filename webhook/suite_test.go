@@ -45,6 +45,8 @@ import (
 const (
 	operatorUser   = "system:serviceaccount:tenantauth-system:tenantauth-operator"
 	authServerUser = "system:serviceaccount:tenantauth-system:tenantauth-authserver"
+	// systemNS holds the operator's records, domain claims among them.
+	systemNS = "tenantauth-system"
 )
 
 var (
@@ -105,6 +107,9 @@ func runWithManager(m *testing.M, env *envtest.Environment) (int, error) {
 	if err := grantAuthenticatedUsers(); err != nil {
 		return 0, err
 	}
+	if err := admin.Create(testCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNS}}); err != nil {
+		return 0, err
+	}
 	wio := env.WebhookInstallOptions
 	mgr, err = ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
@@ -120,6 +125,7 @@ func runWithManager(m *testing.M, env *envtest.Environment) (int, error) {
 		Mode:             ModeEnforce,
 		SignupUsername:   authServerUser,
 		OperatorUsername: operatorUser,
+		SystemNamespace:  systemNS,
 	}); err != nil {
 		return 0, err
 	}
@@ -146,7 +152,7 @@ func grantAuthenticatedUsers() error {
 		ObjectMeta: metav1.ObjectMeta{Name: "tenantauth-test-users"},
 		Rules: []rbacv1.PolicyRule{{
 			APIGroups: []string{tenantauthv1alpha1.GroupVersion.Group},
-			Resources: []string{"organizations", "memberships", "apikeys"},
+			Resources: []string{"organizations", "organizations/status", "memberships", "apikeys", "ssoconnections"},
 			Verbs:     []string{"*"},
 		}},
 	}

@@ -43,6 +43,26 @@ func TestCRDDefaults(t *testing.T) {
 	}
 }
 
+// TestSSOConnectionCRDDefaults: members made just in time get the
+// self-signup default role, member, unless the connection says otherwise.
+func TestSSOConnectionCRDDefaults(t *testing.T) {
+	raw, err := os.ReadFile("../../config/crd/bases/tenantauth.io_ssoconnections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd map[string]any
+	if err := yaml.Unmarshal(raw, &crd); err != nil {
+		t.Fatal(err)
+	}
+	spec := dig(t, crd, "spec", "versions", 0, "schema", "openAPIV3Schema", "properties", "spec", "properties")
+	if got := dig(t, spec, "defaultRole", "default"); got != consts.DefaultRole {
+		t.Errorf("defaultRole: CRD default %v, consts say %q", got, consts.DefaultRole)
+	}
+	if got := (&SSOConnection{}).EffectiveDefaultRole(); got != consts.DefaultRole {
+		t.Errorf("EffectiveDefaultRole of an unset role is %q", got)
+	}
+}
+
 func dig(t *testing.T, v any, path ...any) any {
 	t.Helper()
 	for _, p := range path {

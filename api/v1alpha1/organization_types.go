@@ -73,6 +73,28 @@ type OrganizationSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=50
 	Roles []Role `json:"roles,omitempty"`
+
+	// domains lists the email domains the organization claims as its own.
+	// The operator verifies each through the DNS TXT record
+	// _tenantauth-challenge.<name>, which must hold the domain's
+	// status.domains[].verificationToken. A domain is verified for at most
+	// one Organization: the first to prove it keeps it. Public mail
+	// domains (gmail.com, outlook.com, ...) are refused.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=50
+	Domains []Domain `json:"domains,omitempty"`
+}
+
+// Domain is an email domain an Organization claims.
+type Domain struct {
+	// name is a lower-case DNS name such as acme.com.
+	// +required
+	// +kubebuilder:validation:MinLength=4
+	// +kubebuilder:validation:MaxLength=231
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`
+	Name string `json:"name"`
 }
 
 // SessionsSpec sets token and session lifetimes.
@@ -137,6 +159,13 @@ type AuthMethodsSpec struct {
 	// +optional
 	// +kubebuilder:default=true
 	APIKeys *bool `json:"apiKeys,omitempty"`
+
+	// ssoRequired makes members sign in through the organization's
+	// SSOConnection: password and magic-link sign-in answer 403
+	// sso_required, except for owners, who keep their password as a
+	// break-glass way in. Defaults to false.
+	// +optional
+	SSORequired bool `json:"ssoRequired,omitempty"`
 }
 
 // MFASpec sets multi-factor requirements.
@@ -150,6 +179,7 @@ type MFASpec struct {
 // SelfSignupSpec lets verified emails on listed domains join.
 type SelfSignupSpec struct {
 	// allowedEmailDomains lists email domains whose verified owners may join.
+	// Each must be one of this organization's verified spec.domains.
 	// Empty means nobody may self-sign-up.
 	// +optional
 	// +kubebuilder:validation:MaxItems=100
@@ -199,6 +229,25 @@ type SigningKeyStatus struct {
 	RetiresAt *metav1.Time `json:"retiresAt,omitempty"`
 }
 
+// DomainStatus is the verification state of one of spec.domains. It
+// mirrors what the operator recorded in the system namespace; nothing
+// reads it back as proof.
+type DomainStatus struct {
+	// name is the domain.
+	Name string `json:"name"`
+	// verificationToken is the value the TXT record
+	// _tenantauth-challenge.<name> must hold. It stays the same for the
+	// life of the Organization.
+	// +optional
+	VerificationToken string `json:"verificationToken,omitempty"`
+	// verified is true while the domain is verified for this organization.
+	Verified bool `json:"verified"`
+	// verifiedAt is when this organization first proved the domain (since
+	// it last lost it).
+	// +optional
+	VerifiedAt *metav1.Time `json:"verifiedAt,omitempty"`
+}
+
 // OrganizationStatus is what the operator observed and made.
 type OrganizationStatus struct {
 	// id is the permanent organization ID, "org_" and a ULID.
@@ -213,10 +262,15 @@ type OrganizationStatus struct {
 	// keys lists the active key and the retiring keys that still verify.
 	// +optional
 	Keys []SigningKeyStatus `json:"keys,omitempty"`
+	// domains reports the verification of each of spec.domains.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Domains []DomainStatus `json:"domains,omitempty"`
 	// observedGeneration is the generation last reconciled successfully.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions hold Ready.
+	// conditions hold Ready, and DomainsVerified when spec.domains is set.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

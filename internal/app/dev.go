@@ -42,6 +42,8 @@ type DevOptions struct {
 	// Store and Postgres are the auth server's --store and postgres flags.
 	Store    string
 	Postgres PostgresOptions
+	// DNSResolver is the operator's --dns-resolver.
+	DNSResolver string
 }
 
 // Bind registers the flags on fs.
@@ -55,6 +57,7 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once; 0 means the CPUs, at most 4")
 	fs.StringVar(&o.Store, "store", "kubernetes", "the auth server's runtime state: kubernetes (in the embedded control plane) or postgres (with --postgres-dsn)")
 	o.Postgres.Bind(fs)
+	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: the system resolver)")
 }
 
 // RunDev runs everything on one machine: an embedded kube-apiserver and
@@ -106,7 +109,7 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	operator, err := NewOperator(ctx, cfg, OperatorOptions{
 		Namespace: o.Namespace, MetricsAddr: "0", ProbeAddr: "0", AdmissionMode: "enforce", AdmissionBypassGroups: "system:masters",
 		WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort, WebhookCertDir: wh.LocalServingCertDir,
-		ManageWebhookCerts: false, EnableWebhooks: true,
+		ManageWebhookCerts: false, EnableWebhooks: true, DNSResolver: o.DNSResolver,
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/tenantauth/tenantauth/controllers"
+	"github.com/tenantauth/tenantauth/internal/domains"
 	"github.com/tenantauth/tenantauth/internal/installation"
 )
 
@@ -36,6 +38,9 @@ type OperatorOptions struct {
 	AuthServerUsername    string
 	OperatorUsername      string
 	EnableWebhooks        bool
+	DNSResolver           string
+	DomainRecheckInterval time.Duration
+	DomainRetryInterval   time.Duration
 }
 
 // Bind registers the flags on fs.
@@ -57,6 +62,9 @@ func (o *OperatorOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.AuthServerUsername, "authserver-service-account", "", "user name of the auth server's service account: admission lets it create only self-signup Memberships (never owner, never a bypass)")
 	fs.BoolVar(&o.EnableWebhooks, "enable-webhooks", true, "serve the admission webhooks (false runs the controllers only)")
 	fs.StringVar(&o.OperatorUsername, "operator-service-account", "", "user name of the operator's own service account (default: derived from the in-cluster token)")
+	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: the system resolver)")
+	fs.DurationVar(&o.DomainRecheckInterval, "domain-recheck-interval", controllers.DefaultDomainRecheckInterval, "how often a verified domain's TXT record is looked up again")
+	fs.DurationVar(&o.DomainRetryInterval, "domain-retry-interval", controllers.DefaultDomainRetryInterval, "how often a domain not verified yet is looked up again")
 }
 
 // NewOperator builds the operator's manager: controllers and, unless
@@ -64,6 +72,10 @@ func (o *OperatorOptions) Bind(fs *flag.FlagSet) {
 func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl.Manager, error) {
 	if o.AdmissionMode != "enforce" && o.AdmissionMode != "audit" {
 		return nil, usage(fmt.Errorf("--admission-mode must be enforce or audit, not %q", o.AdmissionMode))
+	}
+	resolver, err := domains.NewResolver(o.DNSResolver)
+	if err != nil {
+		return nil, usage(fmt.Errorf("--dns-resolver: %w", err))
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
@@ -86,7 +98,10 @@ func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl
 	if err != nil {
 		return nil, err
 	}
-	if err := controllers.SetupWithManager(ctx, mgr, key, o.Namespace); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+		InstallationKey: key, SystemNamespace: o.Namespace, Resolver: resolver,
+		DomainRecheckInterval: o.DomainRecheckInterval, DomainRetryInterval: o.DomainRetryInterval,
+	}); err != nil {
 		return nil, err
 	}
 	if o.EnableWebhooks {

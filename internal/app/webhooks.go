@@ -23,6 +23,7 @@ func setupWebhooks(mgr ctrl.Manager, o OperatorOptions) error {
 	opts := webhook.Options{
 		Mode: o.AdmissionMode, BypassGroups: splitList(o.AdmissionBypassGroups),
 		SignupUsername: o.AuthServerUsername, OperatorUsername: operatorUsername(o),
+		SystemNamespace: o.Namespace,
 	}
 	// Ready only once the webhook server serves: `helm install --wait`
 	// then waits for admission too. The server must not be touched before

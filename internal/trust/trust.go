@@ -8,7 +8,7 @@
 // auth server serves it only while a live object with the recorded UID
 // exists. The names double as claims: the operator creates them with
 // create-if-absent, so the first Organization to take a slug, an
-// organization ID or an API key ID keeps it.
+// organization ID, a verified email domain or an API key ID keeps it.
 //
 // The controllers write these records and the auth server's informer source
 // reads them; both share this package so the format lives in one place.
@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/internal/domains"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
 )
 
@@ -36,10 +37,13 @@ const (
 	ComponentSlugClaim = "slug-claim"
 	// ComponentAPIKeyRecord is an API key's verification record.
 	ComponentAPIKeyRecord = "api-key-record"
+	// ComponentDomainClaim makes a verified email domain one
+	// Organization's.
+	ComponentDomainClaim = "domain-claim"
 )
 
 // Components lists every record component, for cache selectors.
-var Components = []string{ComponentSigningKeys, ComponentSlugClaim, ComponentAPIKeyRecord}
+var Components = []string{ComponentSigningKeys, ComponentSlugClaim, ComponentAPIKeyRecord, ComponentDomainClaim}
 
 // Labels and annotations on the records. Object names may be longer than a
 // label value allows, so namespace and name are annotations; the UID is a
@@ -52,6 +56,7 @@ const (
 	AnnotationSlug           = "tenantauth.io/slug"
 	AnnotationOrganization   = "tenantauth.io/organization"
 	AnnotationKeyID          = "tenantauth.io/key-id"
+	AnnotationDomain         = "tenantauth.io/domain"
 )
 
 // Owner is the tenant object a record belongs to.
@@ -85,6 +90,11 @@ func SigningKeysName(orgID string) string {
 
 // SlugClaimName is the name of the Secret that reserves slug.
 func SlugClaimName(slug string) string { return "slug-" + slug }
+
+// DomainClaimName is the name of the Secret that makes domain one
+// Organization's. Domain names are lower-case DNS names (domains.ValidName),
+// so the name is always a valid object name.
+func DomainClaimName(domain string) string { return "domain-" + domain }
 
 // APIKeyRecordName is the name of an API key's verification record, so that
 // creating it claims the key ID. Key IDs are lower-case base32.
@@ -169,6 +179,29 @@ func ParseSlugClaim(sec *corev1.Secret, systemNamespace string) (*SlugClaim, err
 		return nil, fmt.Errorf("claim %s: %w: slug %q does not match its name", sec.Name, ErrNotRecord, slug)
 	}
 	return &SlugClaim{Owner: owner, Slug: slug}, nil
+}
+
+// DomainClaim makes a verified email domain one Organization's. It exists
+// only while the domain's TXT challenge holds that Organization's token;
+// its creation time is when the domain was verified.
+type DomainClaim struct {
+	Owner  Owner
+	Domain string
+}
+
+// ParseDomainClaim reads a domain claim; its name must match the domain,
+// and the domain must be a well-formed name that is no public mail
+// provider's.
+func ParseDomainClaim(sec *corev1.Secret, systemNamespace string) (*DomainClaim, error) {
+	owner, err := recordOwner(sec, systemNamespace, ComponentDomainClaim)
+	if err != nil {
+		return nil, err
+	}
+	d := sec.Annotations[AnnotationDomain]
+	if domains.ValidName(d) != nil || DomainClaimName(d) != sec.Name || domains.IsPublicMail(d) {
+		return nil, fmt.Errorf("claim %s: %w: domain %q does not match its name or is not claimable", sec.Name, ErrNotRecord, d)
+	}
+	return &DomainClaim{Owner: owner, Domain: d}, nil
 }
 
 // APIKeyHashDataKey is the data key of an API key record's hash.

@@ -85,6 +85,48 @@ func TestParsersTrustOnlyCanonicalRecords(t *testing.T) {
 	}
 }
 
+func domainClaim(ns, name, domain string) *corev1.Secret {
+	s := New(ns, name, ComponentDomainClaim, owner)
+	s.Annotations[AnnotationDomain] = domain
+	return s
+}
+
+// TestParseDomainClaim plays the claims a tenant could plant or a
+// confused writer could make: only a claim in the system namespace, named
+// for the well-formed, non-public domain it holds, with a full owner,
+// makes a domain anyone's.
+func TestParseDomainClaim(t *testing.T) {
+	noOwner := domainClaim(sys, DomainClaimName("acme.com"), "acme.com")
+	delete(noOwner.Annotations, AnnotationOwnerName)
+	slugClaim := domainClaim(sys, DomainClaimName("acme.com"), "acme.com")
+	slugClaim.Labels[tav1.LabelComponent] = ComponentSlugClaim
+	tests := []struct {
+		name string
+		sec  *corev1.Secret
+		ok   bool
+	}{
+		{"domain claim", domainClaim(sys, "domain-acme.com", "acme.com"), true},
+		{"in a tenant namespace", domainClaim("evil", "domain-acme.com", "acme.com"), false},
+		{"named for another domain", domainClaim(sys, "domain-globex.com", "acme.com"), false},
+		{"no domain", domainClaim(sys, "domain-", ""), false},
+		{"upper case", domainClaim(sys, "domain-ACME.com", "ACME.com"), false},
+		{"a public mail domain", domainClaim(sys, "domain-gmail.com", "gmail.com"), false},
+		{"no owner name", noOwner, false},
+		{"another component", slugClaim, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseDomainClaim(tt.sec, sys)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ParseDomainClaim: %v, want ok=%v", err, tt.ok)
+			}
+			if tt.ok && (c.Domain != "acme.com" || c.Owner != owner) {
+				t.Fatalf("claim %+v", c)
+			}
+		})
+	}
+}
+
 // TestOwnsNeedsTheSameUID: an object deleted and made again under the same
 // name owns nothing of its predecessor's.
 func TestOwnsNeedsTheSameUID(t *testing.T) {
