@@ -99,6 +99,9 @@ var (
 	SignupClosed              = Code{Status: 403, Code: "signup_closed", Message: "the organization no longer accepts signups from this email domain"}
 	SignupRefused             = Code{Status: 409, Code: "signup_refused", Message: "the organization refused the membership; ask an administrator"}
 	SignupUnavailable         = Code{Status: 503, Code: "signup_unavailable", Message: "this server cannot create memberships; ask an administrator"}
+	SAMLAssertionReplayed     = Code{Status: 401, Code: "saml_assertion_replayed", Message: "this SAML assertion was already used; sign in again"}
+	SAMLResponseInvalid       = Code{Status: 401, Code: "saml_response_invalid", Message: "the SAML response is not valid for this service provider"}
+	SAMLResponseMalformed     = Code{Status: 400, Code: "saml_response_malformed", Message: "SAMLResponse must be a base64-encoded SAML response without a DTD"}
 	SSONotConfigured          = Code{Status: 404, Code: "sso_not_configured", Message: "no single sign-on connection matches"}
 	SSORequired               = Code{Status: 403, Code: "sso_required", Message: "this organization signs in through its identity provider; use single sign-on"}
 	StoreUnavailable          = Code{Status: 503, Code: "store_unavailable", Message: "the session store cannot be reached; retry the request", RetryAfter: 2 * time.Second}

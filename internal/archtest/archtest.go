@@ -40,6 +40,10 @@ var Layers = map[string][]string{
 	"authserver/session":   {"authserver/problem", "authserver/store", "authserver/directory", "authserver/token"},
 	"authserver/account": {"authserver/problem", "authserver/store", "authserver/directory", "authserver/token",
 		"authserver/session", "authserver/mail"},
+	// The SAML service provider checks a posted response and records its
+	// assertion; signing the user in is account's, called by the HTTP
+	// layer with what it returns.
+	"authserver/sso/saml": {"authserver/problem", "authserver/store"},
 }
 
 // Graph is an import graph: each package's direct, non-test imports, and
