@@ -38,6 +38,8 @@ type DevOptions struct {
 	// server as its flags of the same names.
 	TrustedProxies          string
 	PasswordHashConcurrency int
+	// PprofAddr serves net/http/pprof for profiling; empty turns it off.
+	PprofAddr string
 }
 
 // Bind registers the flags on fs.
@@ -49,6 +51,7 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	BindForwardedURISource(fs, &o.ForwardedURISource)
 	fs.StringVar(&o.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (see tenantauth authserver --help)")
 	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once; 0 means the CPUs, at most 4")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "address of net/http/pprof (/debug/pprof/) for profiling; empty turns it off")
 }
 
 // RunDev runs everything on one machine: an embedded kube-apiserver and
@@ -59,6 +62,11 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	log := ctrl.Log.WithName("dev")
 	if err := ensureAssets(); err != nil {
 		return err
+	}
+	if o.PprofAddr != "" {
+		if err := servePprof(ctx, o.PprofAddr); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(o.StateDir, "outbox"), 0o755); err != nil {
 		return fmt.Errorf("make state dir: %w", err)
