@@ -108,7 +108,7 @@ func (s *Server) countVerification(kind string, err error) {
 	} else if err != nil {
 		result = "error"
 	}
-	s.metrics.verifications.WithLabelValues(kind, result).Inc()
+	s.metrics.verified.get(verificationLabels{kind, result}).Inc()
 }
 
 // verifyAccessToken checks a JWT against its organization's keys only,
