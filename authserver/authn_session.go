@@ -38,15 +38,20 @@ func newFactsCache(max int) *factsCache {
 	return &factsCache{max: max, entries: map[string]*sessionFacts{}}
 }
 
+// cached returns the facts cached for session id if they are of userID.
+func (c *factsCache) cached(id, userID string) (*sessionFacts, bool) {
+	c.mu.RLock()
+	f, ok := c.entries[id]
+	c.mu.RUnlock()
+	return f, ok && f.UserID == userID
+}
+
 // facts returns the facts of a session record, decoding it on a miss.
 func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
-	c.mu.RLock()
-	f, ok := c.entries[rec.ID]
-	c.mu.RUnlock()
-	if ok && f.UserID == rec.UserID {
+	if f, ok := c.cached(rec.ID, rec.UserID); ok {
 		return f, nil
 	}
-	f = &sessionFacts{}
+	f := &sessionFacts{}
 	if err := json.Unmarshal(rec.Data, f); err != nil {
 		return nil, fmt.Errorf("decode session %s: %w", rec.ID, err)
 	}
@@ -61,24 +66,30 @@ func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 // token's subject, email and organization, that its family is live, and
 // that its membership was not removed after it was made. It returns the
 // session's facts.
+//
+// Revocation is read from the store on every call, as the record's
+// header: whose it is and whether it is revoked, with no copy of its
+// data. The whole record is read only when its facts are not cached yet.
 func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *directory.Org) (*sessionFacts, error) {
 	if !token.ValidRecordID(sessionIDPrefix, c.SessionID) {
 		return nil, errInvalidToken
 	}
-	rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, errSessionEnded
-	case err != nil:
-		return nil, fmt.Errorf("read session: %w", err)
-	case rec.Revoked:
-		return nil, errSessionEnded
-	}
-	f, err := s.facts.facts(rec)
-	if err != nil {
+	hdr, err := store.GetHeader(ctx, s.store, store.KindSession, c.SessionID)
+	if err := sessionReadError(err, hdr.Revoked); err != nil {
 		return nil, err
 	}
-	if rec.UserID != c.Subject || f.UserID != c.Subject || f.OrgID != c.OrgID || f.Email != c.Email {
+	f, ok := s.facts.cached(c.SessionID, hdr.UserID)
+	if !ok {
+		rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
+		if err := sessionReadError(err, err == nil && rec.Revoked); err != nil {
+			return nil, err
+		}
+		if f, err = s.facts.facts(rec); err != nil {
+			return nil, err
+		}
+		hdr.UserID = rec.UserID
+	}
+	if hdr.UserID != c.Subject || f.UserID != c.Subject || f.OrgID != c.OrgID || f.Email != c.Email {
 		return nil, errInvalidToken
 	}
 	if s.removals.endedBefore(c.Email, org.Ref, f.CreatedAt) {
@@ -88,6 +99,20 @@ func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *dire
 		return nil, err
 	}
 	return f, nil
+}
+
+// sessionReadError is the answer to a read of a session record: 401 when
+// it is gone or revoked, the store's error when the store cannot say.
+func sessionReadError(err error, revoked bool) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errSessionEnded
+	case err != nil:
+		return fmt.Errorf("read session: %w", err)
+	case revoked:
+		return errSessionEnded
+	}
+	return nil
 }
 
 // requireRecentSignIn answers 403 reauthentication_required unless the
