@@ -102,11 +102,13 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 
 func (s *Server) countVerification(kind string, err error) {
 	result := "ok"
-	var e *problem.Error
-	if errors.As(err, &e) {
-		result = e.Code
-	} else if err != nil {
+	if err != nil {
+		// Only here, off the success path: errors.As makes e escape.
 		result = "error"
+		var e *problem.Error
+		if errors.As(err, &e) {
+			result = e.Code
+		}
 	}
 	s.metrics.verified.get(verificationLabels{kind, result}).Inc()
 }
