@@ -40,23 +40,20 @@ func newFactsCache(max int) *factsCache {
 	return &factsCache{max: max, entries: map[string]*sessionFacts{}}
 }
 
-// lookup returns the facts of session sid when they are cached.
-func (c *factsCache) lookup(sid string) (*sessionFacts, bool) {
+// cached returns the facts cached for session id if they are of userID.
+func (c *factsCache) cached(id, userID string) (*sessionFacts, bool) {
 	c.mu.RLock()
-	f, ok := c.entries[sid]
+	f, ok := c.entries[id]
 	c.mu.RUnlock()
-	return f, ok
+	return f, ok && f.UserID == userID
 }
 
 // facts returns the facts of a session record, decoding it on a miss.
 func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
-	c.mu.RLock()
-	f, ok := c.entries[rec.ID]
-	c.mu.RUnlock()
-	if ok && f.UserID == rec.UserID {
+	if f, ok := c.cached(rec.ID, rec.UserID); ok {
 		return f, nil
 	}
-	f = &sessionFacts{}
+	f := &sessionFacts{}
 	if err := json.Unmarshal(rec.Data, f); err != nil {
 		return nil, fmt.Errorf("decode session %s: %w", rec.ID, err)
 	}
@@ -71,6 +68,10 @@ func (c *factsCache) facts(rec *store.Record) (*sessionFacts, error) {
 // token's subject, email and organization, that its family is live, and
 // that its membership was not removed after it was made. It returns the
 // session's facts.
+//
+// Revocation is read from the store on every call, as the record's
+// header: whose it is and whether it is revoked, with no copy of its
+// data. The whole record is read only when its facts are not cached yet.
 func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *directory.Org) (*sessionFacts, error) {
 	if !token.ValidRecordID(session.IDPrefix, c.SessionID) {
 		return nil, errInvalidToken
@@ -78,20 +79,22 @@ func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *dire
 	if rv, ok := s.store.(store.RevocationView); ok {
 		return s.checkSessionByView(ctx, rv, c, org) // revocation_view.go
 	}
-	rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, session.ErrEnded
-	case err != nil:
-		return nil, fmt.Errorf("read session: %w", err)
-	case rec.Revoked:
-		return nil, session.ErrEnded
-	}
-	f, err := s.facts.facts(rec)
-	if err != nil {
+	hdr, err := store.GetHeader(ctx, s.store, store.KindSession, c.SessionID)
+	if err := sessionReadError(err, hdr.Revoked); err != nil {
 		return nil, err
 	}
-	if rec.UserID != c.Subject || f.UserID != c.Subject || f.OrgID != c.OrgID || f.Email != c.Email {
+	f, ok := s.facts.cached(c.SessionID, hdr.UserID)
+	if !ok {
+		rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
+		if err := sessionReadError(err, err == nil && rec.Revoked); err != nil {
+			return nil, err
+		}
+		if f, err = s.facts.facts(rec); err != nil {
+			return nil, err
+		}
+		hdr.UserID = rec.UserID
+	}
+	if hdr.UserID != c.Subject || f.UserID != c.Subject || f.OrgID != c.OrgID || f.Email != c.Email {
 		return nil, errInvalidToken
 	}
 	if s.sessions.EndedBefore(c.Email, org.Ref, f.CreatedAt) {
@@ -101,4 +104,18 @@ func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *dire
 		return nil, err
 	}
 	return f, nil
+}
+
+// sessionReadError is the answer to a read of a session record: 401 when
+// it is gone or revoked, the store's error when the store cannot say.
+func sessionReadError(err error, revoked bool) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return session.ErrEnded
+	case err != nil:
+		return fmt.Errorf("read session: %w", err)
+	case revoked:
+		return session.ErrEnded
+	}
+	return nil
 }

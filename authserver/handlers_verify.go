@@ -33,18 +33,30 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	h := w.Header()
-	h.Set("X-Auth-Org-Id", p.Org.ID)
-	h.Set("X-Auth-Org-Slug", p.Org.Slug)
-	if p.Kind == kindUser {
-		h.Set("X-Auth-User-Id", p.UserID)
-		h.Set("X-Auth-Email", p.Email)
-		h.Set("X-Auth-Role", p.Role)
-	} else {
-		h.Set("X-Auth-Key-Id", p.KeyID)
-		h.Set("X-Auth-Scopes", strings.Join(p.Scopes, ","))
-	}
+	setIdentityHeaders(w.Header(), p)
 	w.WriteHeader(http.StatusOK)
+}
+
+// setIdentityHeaders sets the X-Auth-* headers of a principal, replacing
+// any of them already set. The names are in canonical form, so each is
+// set as Header.Set would, and all the values share one array rather
+// than a slice each.
+func setIdentityHeaders(h http.Header, p *Principal) {
+	vals := make([]string, 0, 5)
+	set := func(name, v string) {
+		vals = append(vals, v)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set("X-Auth-Org-Id", p.Org.ID)
+	set("X-Auth-Org-Slug", p.Org.Slug)
+	if p.Kind == kindUser {
+		set("X-Auth-User-Id", p.UserID)
+		set("X-Auth-Email", p.Email)
+		set("X-Auth-Role", p.Role)
+	} else {
+		set("X-Auth-Key-Id", p.KeyID)
+		set("X-Auth-Scopes", strings.Join(p.Scopes, ","))
+	}
 }
 
 // authorizeForwarded applies the route's rules to an authenticated

@@ -2,7 +2,6 @@ package authserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -25,17 +24,12 @@ import (
 // since the token was issued, and the membership not removed after the
 // session was made. The view's error (it cannot say) fails closed.
 func (s *Server) checkSessionByView(ctx context.Context, rv store.RevocationView, c *token.Claims, org *directory.Org) (*sessionFacts, error) {
-	f, ok := s.facts.lookup(c.SessionID)
+	f, ok := s.facts.cached(c.SessionID, c.Subject)
 	if !ok {
 		// This session's first token on this replica: one read.
 		rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return nil, session.ErrEnded
-		case err != nil:
-			return nil, fmt.Errorf("read session: %w", err)
-		case rec.Revoked:
-			return nil, session.ErrEnded
+		if err := sessionReadError(err, err == nil && rec.Revoked); err != nil {
+			return nil, err
 		}
 		if f, err = s.facts.facts(rec); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -109,7 +110,9 @@ type Directory struct {
 	orgBySlug map[string]string
 	keys      map[string]*KeySet // by org Ref
 	members   map[string]*Member // by Ref
-	byEmail   map[string]map[string]struct{}
+	// byEmail lists each email's memberships: a slice, since an email
+	// has a few, and MemberOf runs on every request.
+	byEmail   map[string][]*Member
 	apiKeys   map[string]*APIKeyInfo // by key ID
 	keyHashes map[string]string      // key ID -> hash
 	synced    bool
@@ -121,7 +124,7 @@ type Directory struct {
 func NewDirectory() *Directory {
 	return &Directory{
 		orgs: map[string]*Org{}, orgByID: map[string]string{}, orgBySlug: map[string]string{},
-		keys: map[string]*KeySet{}, members: map[string]*Member{}, byEmail: map[string]map[string]struct{}{},
+		keys: map[string]*KeySet{}, members: map[string]*Member{}, byEmail: map[string][]*Member{},
 		apiKeys: map[string]*APIKeyInfo{}, keyHashes: map[string]string{},
 	}
 }
@@ -213,12 +216,7 @@ func (d *Directory) PutMember(m *Member) {
 	defer d.mu.Unlock()
 	d.deleteMemberLocked(m.Ref)
 	d.members[m.Ref] = m
-	set := d.byEmail[m.Email]
-	if set == nil {
-		set = map[string]struct{}{}
-		d.byEmail[m.Email] = set
-	}
-	set[m.Ref] = struct{}{}
+	d.byEmail[m.Email] = append(d.byEmail[m.Email], m)
 }
 
 // DeleteMember removes a membership.
@@ -236,12 +234,12 @@ func (d *Directory) deleteMemberLocked(ref string) {
 		return
 	}
 	delete(d.members, ref)
-	if set := d.byEmail[old.Email]; set != nil {
-		delete(set, ref)
-		if len(set) == 0 {
-			delete(d.byEmail, old.Email)
-		}
+	rest := slices.DeleteFunc(d.byEmail[old.Email], func(m *Member) bool { return m.Ref == ref })
+	if len(rest) == 0 {
+		delete(d.byEmail, old.Email)
+		return
 	}
+	d.byEmail[old.Email] = rest
 }
 
 // PutAPIKey adds or replaces an API key's metadata.
@@ -293,6 +291,18 @@ func (d *Directory) OrgByID(id string) (*Org, bool) {
 	return o, ok
 }
 
+// OrgKeysByID is OrgByID and that organization's key set (nil when it
+// has none), read under one lock.
+func (d *Directory) OrgKeysByID(id string) (*Org, *KeySet, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	o, ok := d.orgs[d.orgByID[id]]
+	if !ok {
+		return nil, nil, false
+	}
+	return o, d.keys[o.Ref], true
+}
+
 // Keys returns an organization's key set.
 func (d *Directory) Keys(orgRef string) (*KeySet, bool) {
 	d.mu.RLock()
@@ -327,8 +337,7 @@ func (d *Directory) Memberships(email string) []Membership {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	var out []Membership
-	for ref := range d.byEmail[email] {
-		m := d.members[ref]
+	for _, m := range d.byEmail[email] {
 		o, ok := d.orgs[m.OrgRef]
 		if ok && o.ID != "" && !m.Disabled {
 			out = append(out, Membership{Member: m, Org: o})
@@ -342,8 +351,8 @@ func (d *Directory) Memberships(email string) []Membership {
 func (d *Directory) MemberOf(email, orgRef string) (*Member, bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	for ref := range d.byEmail[email] {
-		if m := d.members[ref]; m.OrgRef == orgRef && !m.Disabled {
+	for _, m := range d.byEmail[email] {
+		if m.OrgRef == orgRef && !m.Disabled {
 			return m, true
 		}
 	}
@@ -415,8 +424,8 @@ func PrepareKeySet(set *signingkeys.Set) (*KeySet, error) {
 func (d *Directory) MemberAnyState(email, orgRef string) (*Member, bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	for ref := range d.byEmail[email] {
-		if m := d.members[ref]; m.OrgRef == orgRef {
+	for _, m := range d.byEmail[email] {
+		if m.OrgRef == orgRef {
 			return m, true
 		}
 	}
@@ -428,8 +437,8 @@ func (d *Directory) MemberAnyState(email, orgRef string) (*Member, bool) {
 func (d *Directory) MemberElsewhere(email, orgRef string) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	for ref := range d.byEmail[email] {
-		if m := d.members[ref]; m.OrgRef != orgRef {
+	for _, m := range d.byEmail[email] {
+		if m.OrgRef != orgRef {
 			return true
 		}
 	}

@@ -50,7 +50,10 @@ type Store struct {
 	live *rate.Limiter
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.HeaderReader = (*Store)(nil)
+)
 
 // NewStore returns a store writing through c and reading misses through
 // reader (uncached), in namespace.
@@ -135,6 +138,38 @@ func secretName(kind, id string) string {
 	return "ta-" + kind + "-" + strings.ReplaceAll(strings.ToLower(id), "_", "-")
 }
 
+// appendIndexKey appends the index key of a record, secretName(kind, id),
+// to b without allocating. It lowers ASCII only: the index holds Secret
+// names, which are ASCII, and a non-ASCII byte kept as it is makes a key
+// that is in the index no more than strings.ToLower's would be.
+func appendIndexKey(b []byte, kind, id string) []byte {
+	b = append(b, "ta-"...)
+	b = append(b, kind...)
+	b = append(b, '-')
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// indexed returns the index's record of kind and id, which nobody may
+// modify.
+func (s *Store) indexed(kind, id string) (*store.Record, bool) {
+	var buf [96]byte
+	key := appendIndexKey(buf[:0], kind, id)
+	s.mu.RLock()
+	r, ok := s.idx[string(key)]
+	s.mu.RUnlock()
+	return r, ok
+}
+
 func labelValue(s string) string { return strings.ReplaceAll(s, "_", "-") }
 
 func clone(r *store.Record) *store.Record {
@@ -150,13 +185,10 @@ func clone(r *store.Record) *store.Record {
 // than known ones. (A count another replica just made is learnt on the
 // compare-and-swap: Create answers ErrExists and reads it.)
 func (s *Store) Get(ctx context.Context, kind, id string) (*store.Record, error) {
-	name := secretName(kind, id)
-	s.mu.RLock()
-	r, ok := s.idx[name]
-	s.mu.RUnlock()
-	if ok {
+	if r, ok := s.indexed(kind, id); ok {
 		return clone(r), nil
 	}
+	name := secretName(kind, id)
 	if kind == store.KindCredentials || kind == store.KindLockout || !s.live.Allow() {
 		return nil, store.ErrNotFound
 	}
@@ -169,6 +201,19 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*store.Record, error)
 	}
 	s.put(&sec)
 	return fromSecret(&sec), nil
+}
+
+// GetHeader is Get's answer without the copy of the record: from the
+// index, or on a miss through Get and its live read.
+func (s *Store) GetHeader(ctx context.Context, kind, id string) (store.Header, error) {
+	r, ok := s.indexed(kind, id)
+	if !ok {
+		var err error
+		if r, err = s.Get(ctx, kind, id); err != nil {
+			return store.Header{}, err
+		}
+	}
+	return store.Header{UserID: r.UserID, Revoked: r.Revoked}, nil
 }
 
 // Create writes a new record.

@@ -77,13 +77,13 @@ func (s *Manager) CheckFamily(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
 	}
-	rec, err := s.store.Get(ctx, store.KindFamily, id)
+	hdr, err := store.GetHeader(ctx, s.store, store.KindFamily, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return ErrEnded
 	case err != nil:
 		return fmt.Errorf("read session family: %w", err)
-	case rec.Revoked:
+	case hdr.Revoked:
 		return ErrEnded
 	}
 	return nil

@@ -16,7 +16,10 @@ type MemoryStore struct {
 	version int64
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store        = (*MemoryStore)(nil)
+	_ HeaderReader = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
@@ -40,6 +43,20 @@ func (m *MemoryStore) Get(_ context.Context, kind, id string) (*Record, error) {
 		return nil, ErrNotFound
 	}
 	return cloneRecord(r), nil
+}
+
+// GetHeader returns the record's Header, copying nothing.
+func (m *MemoryStore) GetHeader(_ context.Context, kind, id string) (Header, error) {
+	// The key is built on the stack; the lookup does not keep it.
+	var buf [96]byte
+	k := append(append(append(buf[:0], kind...), '/'), id...)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, ok := m.records[string(k)]
+	if !ok {
+		return Header{}, ErrNotFound
+	}
+	return Header{UserID: r.UserID, Revoked: r.Revoked}, nil
 }
 
 // Create adds a record that must not exist yet.

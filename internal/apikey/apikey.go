@@ -92,8 +92,8 @@ func Parse(s string) (Key, error) {
 			return Key{}, ErrFormat
 		}
 	}
-	head := s[:len(s)-checksumLen]
-	if checksum(head) != s[len(s)-checksumLen:] {
+	var sum [checksumLen]byte
+	if head := s[:len(s)-checksumLen]; string(appendChecksum(sum[:0], head)) != s[len(s)-checksumLen:] {
 		return Key{}, ErrChecksum
 	}
 	return Key{Environment: env, ID: body[:keyIDLen], raw: s}, nil
@@ -109,7 +109,9 @@ func (k Key) Hash() string {
 
 // Matches compares the key against a stored Hash in constant time.
 func (k Key) Matches(storedHash string) bool {
-	sum := sha256.Sum256([]byte(k.raw))
+	// A copy on the stack: []byte(k.raw) would be one on the heap.
+	var raw [len(Prefix) + 5 + bodyLen]byte
+	sum := sha256.Sum256(raw[:copy(raw[:], k.raw)])
 	var want [sha256.Size]byte
 	if n, err := hex.Decode(want[:], []byte(storedHash)); err != nil || n != sha256.Size {
 		return false
@@ -129,7 +131,18 @@ func DisplayPrefix(env, id string) string {
 }
 
 func checksum(head string) string {
-	c := crc32.ChecksumIEEE([]byte(head))
-	b := []byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)}
-	return enc.EncodeToString(b) // 4 bytes = 7 base32 characters
+	return string(appendChecksum(nil, head))
+}
+
+// appendChecksum appends head's checksum to dst. The CRC is computed over
+// the string in place (crc32.ChecksumIEEE would need it copied to the
+// heap), with the standard library's IEEE table.
+func appendChecksum(dst []byte, head string) []byte {
+	c := ^uint32(0)
+	for i := 0; i < len(head); i++ {
+		c = crc32.IEEETable[byte(c)^head[i]] ^ c>>8
+	}
+	c = ^c
+	b := [4]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)}
+	return enc.AppendEncode(dst, b[:]) // 4 bytes = 7 base32 characters
 }

@@ -44,6 +44,8 @@ type DevOptions struct {
 	Postgres PostgresOptions
 	// DNSResolver is the operator's --dns-resolver.
 	DNSResolver string
+	// PprofAddr serves net/http/pprof for profiling; empty turns it off.
+	PprofAddr string
 }
 
 // Bind registers the flags on fs.
@@ -58,6 +60,7 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.Store, "store", "kubernetes", "the auth server's runtime state: kubernetes (in the embedded control plane) or postgres (with --postgres-dsn)")
 	o.Postgres.Bind(fs)
 	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: the system resolver)")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "address of net/http/pprof (/debug/pprof/) for profiling; empty turns it off")
 }
 
 // RunDev runs everything on one machine: an embedded kube-apiserver and
@@ -68,6 +71,11 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	log := ctrl.Log.WithName("dev")
 	if err := ensureAssets(); err != nil {
 		return err
+	}
+	if o.PprofAddr != "" {
+		if err := servePprof(ctx, o.PprofAddr); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(o.StateDir, "outbox"), 0o755); err != nil {
 		return fmt.Errorf("make state dir: %w", err)

@@ -192,6 +192,8 @@ func Run(t *testing.T, st store.Store) {
 		}
 	})
 
+	t.Run("headers read as Get reads them", func(t *testing.T) { checkHeaders(t, ctx, st, id) })
+
 	t.Run("delete and expire", func(t *testing.T) {
 		old := &store.Record{Kind: store.KindToken, ID: id("old"), ExpiresAt: time.Now().Add(-time.Minute), Data: []byte(`{}`)}
 		keep := &store.Record{Kind: store.KindToken, ID: id("keep"), ExpiresAt: time.Now().Add(time.Hour), Data: []byte(`{}`)}
