@@ -83,16 +83,9 @@ func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *dire
 	if err := sessionReadError(err, hdr.Revoked); err != nil {
 		return nil, err
 	}
-	f, ok := s.facts.cached(c.SessionID, hdr.UserID)
-	if !ok {
-		rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
-		if err := sessionReadError(err, err == nil && rec.Revoked); err != nil {
-			return nil, err
-		}
-		if f, err = s.facts.facts(rec); err != nil {
-			return nil, err
-		}
-		hdr.UserID = rec.UserID
+	f, err := s.sessionFacts(ctx, c.SessionID, hdr.UserID)
+	if err != nil {
+		return nil, err
 	}
 	if hdr.UserID != c.Subject || f.UserID != c.Subject || f.OrgID != c.OrgID || f.Email != c.Email {
 		return nil, errInvalidToken
@@ -104,6 +97,19 @@ func (s *Server) checkSessionFor(ctx context.Context, c *token.Claims, org *dire
 		return nil, err
 	}
 	return f, nil
+}
+
+// sessionFacts returns session sid's facts: cached when they are of
+// userID, else read from its record once (a live, unrevoked one).
+func (s *Server) sessionFacts(ctx context.Context, sid, userID string) (*sessionFacts, error) {
+	if f, ok := s.facts.cached(sid, userID); ok {
+		return f, nil
+	}
+	rec, err := s.store.Get(ctx, store.KindSession, sid)
+	if err := sessionReadError(err, err == nil && rec.Revoked); err != nil {
+		return nil, err
+	}
+	return s.facts.facts(rec)
 }
 
 // sessionReadError is the answer to a read of a session record: 401 when

@@ -24,16 +24,10 @@ import (
 // since the token was issued, and the membership not removed after the
 // session was made. The view's error (it cannot say) fails closed.
 func (s *Server) checkSessionByView(ctx context.Context, rv store.RevocationView, c *token.Claims, org *directory.Org) (*sessionFacts, error) {
-	f, ok := s.facts.cached(c.SessionID, c.Subject)
-	if !ok {
-		// This session's first token on this replica: one read.
-		rec, err := s.store.Get(ctx, store.KindSession, c.SessionID)
-		if err := sessionReadError(err, err == nil && rec.Revoked); err != nil {
-			return nil, err
-		}
-		if f, err = s.facts.facts(rec); err != nil {
-			return nil, err
-		}
+	// This session's first token on this replica reads its record once.
+	f, err := s.sessionFacts(ctx, c.SessionID, c.Subject)
+	if err != nil {
+		return nil, err
 	}
 	if f.UserID != c.Subject || f.OrgID != c.OrgID || f.Email != c.Email {
 		return nil, errInvalidToken
