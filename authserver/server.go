@@ -70,9 +70,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Timeouts are the HTTP server's read, write and idle limits.
 	Timeouts ServerTimeouts
-	// MaxOutstandingTokens caps a user's mailed links, and apart from them
-	// their intermediate sessions: a new one replaces the oldest (see
-	// tokencap.go). Zero means DefaultMaxOutstandingTokens.
+	// MaxOutstandingTokens caps a user's mailed links: a new one replaces
+	// the oldest (see account/tokencap.go). Zero means
+	// account.DefaultMaxOutstandingTokens.
 	MaxOutstandingTokens int
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -181,7 +181,7 @@ func New(cfg Config, dir *directory.Directory, st store.Store, userIDKey []byte,
 	s.recoveryKey = deriveKey(cfg.Secret, "tenantauth recovery-code v1")
 	s.facts = newFactsCache(100_000)
 	s.sessions = session.New(session.Config{
-		Now: cfg.Now, RefreshGrace: cfg.RefreshGrace, Issuer: s.issuer, Audience: s.audience, MaxIntermediate: cfg.MaxOutstandingTokens,
+		Now: cfg.Now, RefreshGrace: cfg.RefreshGrace, Issuer: s.issuer, Audience: s.audience,
 		CSRFToken: s.csrfToken, UserID: func(email string) string { return s.userFor(email).ID },
 		Issued: func(kind string) { s.metrics.issued.WithLabelValues(kind).Inc() }, Log: s.log,
 	}, st, dir)

@@ -70,10 +70,12 @@ func TestMagicLinksReplaceTheOldest(t *testing.T) {
 	}
 }
 
-// TestIntermediateSessionsCappedApart signs in six times with a password
-// to a user of two organizations (each an intermediate session): at most
-// the cap remain, and asking for a reset link meanwhile ends none of them.
-func TestIntermediateSessionsCappedApart(t *testing.T) {
+// TestIntermediateSessionsNotCapped signs in six times with a password
+// to a user of two organizations (each an intermediate session): all six
+// stay usable, and asking for a reset link meanwhile ends none of them.
+// Each needed a proven first factor, is rate limited per email and lives
+// 10 minutes; a cap would cost a live list on every sign-in.
+func TestIntermediateSessionsNotCapped(t *testing.T) {
 	h := newFlowHarness(t)
 	uid := h.addMember("demo/acme", "alice@acme.com", "owner", alicePassword)
 	h.addMember("demo/globex", "alice@acme.com", "viewer", "")
@@ -90,8 +92,8 @@ func TestIntermediateSessionsCappedApart(t *testing.T) {
 		t.Fatalf("forgot: %d %s", r.status, r.raw)
 	}
 	h.settle()
-	if n := liveTokens(t, h.store, uid, tokenClassIntermediate); n != account.DefaultMaxOutstandingTokens {
-		t.Fatalf("%d intermediate sessions, want %d", n, account.DefaultMaxOutstandingTokens)
+	if n := liveTokens(t, h.store, uid, tokenClassIntermediate); n != len(ists) {
+		t.Fatalf("%d intermediate sessions, want %d", n, len(ists))
 	}
 	if n := liveTokens(t, h.store, uid, tokenClassMailed); n != 1 {
 		t.Fatalf("%d mailed tokens, want 1", n)
@@ -99,7 +101,7 @@ func TestIntermediateSessionsCappedApart(t *testing.T) {
 	exchange := func(ist string) response {
 		return h.do("POST", "/users/exchange-session", map[string]string{"intermediate_session_token": ist, "organization_id": "org_acme"})
 	}
-	if r := exchange(ists[0]); r.status != 401 {
+	if r := exchange(ists[0]); r.status != 200 {
 		t.Fatalf("the oldest intermediate session: %d %s", r.status, r.raw)
 	}
 	if r := exchange(ists[5]); r.status != 200 {

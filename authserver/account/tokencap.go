@@ -15,9 +15,11 @@ import (
 // cap, one user (or whoever keeps asking for their links) could hold any
 // number of them. So each time one is made, the user's links beyond the
 // newest Config.MaxOutstandingTokens are deleted: a new link replaces the
-// oldest, which then answers token_invalid. Intermediate sessions are
-// capped apart, by the session package, so asking for a reset never ends a
-// sign-in that waits for its second factor. Spent markers of sealed links
+// oldest, which then answers token_invalid. The cap runs in the mail's
+// background job, so no answer waits on its listing. Intermediate
+// sessions are not capped: each needs a proven first factor, is rate
+// limited per email, and lives 10 minutes, while a cap would put a live
+// list on every sign-in. Spent markers of sealed links
 // (verify_sealed.go) are never capped: deleting one early would make its
 // link usable again.
 

@@ -2,10 +2,8 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
@@ -65,9 +63,6 @@ func (s *Manager) StartIntermediateIn(ctx context.Context, u User, amr []string,
 	rec := &store.Record{Kind: store.KindToken, ID: token.PrefixIntermediate + "_" + id, UserID: u.ID, ExpiresAt: in.ExpiresAt}
 	if err := store.Put(ctx, s.store, rec, in); err != nil {
 		return nil, fmt.Errorf("create intermediate session: %w", err)
-	}
-	if err := store.CapUserRecords(ctx, s.store, store.KindToken, u.ID, s.cfg.MaxIntermediate, rec.ID, intermediateIssued); err != nil {
-		s.log.Error(err, "could not cap a user's intermediate sessions")
 	}
 	s.cfg.issued("intermediate")
 	return &IntermediateResponse{
@@ -147,17 +142,4 @@ type Pending struct {
 	Rec   *store.Record
 	In    *Intermediate
 	Token string
-}
-
-// intermediateIssued reports whether a token record is an intermediate
-// session, and when it was made, for the cap on them.
-func intermediateIssued(rec *store.Record) (time.Time, bool) {
-	if !strings.HasPrefix(rec.ID, token.PrefixIntermediate+"_") {
-		return time.Time{}, false
-	}
-	var in Intermediate
-	if json.Unmarshal(rec.Data, &in) != nil || in.ExpiresAt.IsZero() {
-		return time.Time{}, true
-	}
-	return in.ExpiresAt.Add(-IntermediateTTL), true
 }

@@ -26,9 +26,6 @@ type Config struct {
 	CSRFToken func(sid string) string
 	// UserID derives a user's ID from the email.
 	UserID func(email string) string
-	// MaxIntermediate caps a user's intermediate sessions: a new one
-	// replaces the oldest. Zero caps nothing.
-	MaxIntermediate int
 	// Issued counts an issued token by kind (access, refresh,
 	// intermediate); nil counts nothing.
 	Issued func(kind string)

@@ -77,7 +77,7 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once (each takes 19 MiB); 0 means the CPUs, at most 4. Requests past it and a short queue get 503 busy")
 	fs.IntVar(&o.MinPasswordLength, "min-password-length", 8, "shortest password accepted")
 	fs.IntVar(&o.MaxOutstandingTokens, "max-outstanding-tokens", account.DefaultMaxOutstandingTokens,
-		"mailed links a user holds at once, and apart from them intermediate sessions; a new one replaces the oldest")
+		"mailed links (magic link, password reset) a user holds at once; a new one replaces the oldest")
 	BindForwardedURISource(fs, &o.ForwardedURISource)
 	o.Mail.Bind(fs)
 	o.Postgres.Bind(fs)
