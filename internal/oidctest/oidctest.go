@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -77,7 +78,8 @@ func Start(t testing.TB, clients ...Client) *Provider {
 		reg[c.ID] = storage.WebClient(c.ID, c.Secret, c.RedirectURI)
 	}
 	st := storage.NewStorageWithClients(p.users, reg)
-	router := exampleop.SetupServer(p.Issuer, st, nil, false)
+	// The example logs every request through slog; a test wants quiet.
+	router := exampleop.SetupServer(p.Issuer, st, slog.New(slog.DiscardHandler), false)
 	p.srv = &http.Server{Handler: p.intercept(router)}
 	go func() { _ = p.srv.Serve(ln) }()
 	t.Cleanup(func() { _ = p.srv.Close() })
