@@ -246,7 +246,9 @@ func TestSSOConnectionClientSecretRecord(t *testing.T) {
 	update(func(c *tav1.SSOConnection) { c.Spec.OIDC.ClientSecretRef = nil })
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, key, &corev1.Secret{})) }).WithTimeout(15 * time.Second).Should(BeTrue())
 
-	update(func(c *tav1.SSOConnection) { c.Spec.OIDC.ClientSecretRef = &tav1.SecretKeyRef{Name: "idp-client", Key: "secret"} })
+	update(func(c *tav1.SSOConnection) {
+		c.Spec.OIDC.ClientSecretRef = &tav1.SecretKeyRef{Name: "idp-client", Key: "secret"}
+	})
 	g.Eventually(func(g Gomega) { g.Expect(record(g).Secret).To(Equal("first-value")) }).WithTimeout(15 * time.Second).Should(Succeed())
 	g.Expect(k8s.Delete(ctx, conn)).To(Succeed())
 	g.Eventually(func() bool {

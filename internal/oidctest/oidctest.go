@@ -57,7 +57,7 @@ func (u *users) GetUserByID(id string) *storage.User {
 }
 
 func (u *users) GetUserByUsername(name string) *storage.User { return u.GetUserByID(name) }
-func (u *users) ExampleClientID() string                    { return "service" }
+func (u *users) ExampleClientID() string                     { return "service" }
 
 // Client is a client registered at the provider.
 type Client struct {
