@@ -270,7 +270,9 @@ func (s *Server) routes() http.Handler {
 	handle("POST /auth/2fa/disable", s.authenticated(s.handleTOTPDisable))
 	handle("POST /auth/2fa/verify", s.public(s.limited("", s.handleTOTPVerify)))
 	handle("POST /sso/start", s.public(s.limited("email", s.handleSSOStart)))
-	handle("GET /sso/oidc/callback", s.public(s.handleOIDCCallback))
+	// Rate limited per client IP: each callback with a live flow cookie
+	// costs a call to the provider's token endpoint.
+	handle("GET /sso/oidc/callback", s.public(s.limited("", s.handleOIDCCallback)))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, problem.NotFound.New())
 	})))

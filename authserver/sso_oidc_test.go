@@ -55,9 +55,9 @@ type ssoHarness struct {
 	tr      *http.Transport
 }
 
-func newSSOHarness(t testing.TB) *ssoHarness {
+func newSSOHarness(t testing.TB, opts ...harnessOption) *ssoHarness {
 	t.Helper()
-	h := newHarness(t, nil)
+	h := newHarness(t, nil, opts...)
 	h.clock.t = time.Now().UTC() // the provider's tokens carry the real time
 	op := oidctest.Start(t, ssoClient, otherClient)
 	op.AddUser(alice)
@@ -267,7 +267,7 @@ func TestSSOStartProviderDown(t *testing.T) {
 // runs in the same process, so its work counts too. Compare
 // BenchmarkLogin (password, default argon2id) on the same store.
 func BenchmarkSSOSignIn(b *testing.B) {
-	h := newSSOHarness(b)
+	h := newSSOHarness(b, func(c *Config) { c.RateLimitPerMinute = -1 })
 	h.addMember("demo/acme", alice.Email, "member", "")
 	for b.Loop() {
 		if status, body := h.browser().signIn(map[string]string{"organization": "acme"}, alice); status != http.StatusOK {
