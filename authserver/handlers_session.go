@@ -144,7 +144,7 @@ func (s *Server) handleExchangeSession(w http.ResponseWriter, r *http.Request) e
 		}
 		return problem.NotAMember.New()
 	}
-	if !s.methodAllowed(m.Org, in.AMR) {
+	if !s.methodAllowed(m.Org, in.AMR, in.OrgRef) {
 		return problem.AuthMethodDisabled.New()
 	}
 	out, err := s.accounts.CompleteLogin(r.Context(), u, in.AMR, m, &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken})
@@ -176,7 +176,7 @@ func (s *Server) switchOrganization(w http.ResponseWriter, r *http.Request, targ
 	if !ok {
 		return problem.NotAMember.New()
 	}
-	if !s.methodAllowed(m.Org, src.AMR) {
+	if !s.methodAllowed(m.Org, src.AMR, "") {
 		return problem.AuthMethodDisabled.New()
 	}
 	lin := &session.Lineage{FamilyID: src.FamilyID, AuthTime: src.AuthTime, AbsoluteExpiresAt: src.AbsoluteExpiresAt}
@@ -208,10 +208,16 @@ func (s *Server) liveSession(ctx context.Context, p *Principal) (*session.Sessio
 	return &sess, nil
 }
 
-// methodAllowed checks the organization allows the first factor in amr.
-func (s *Server) methodAllowed(o *directory.Org, amr []string) bool {
+// methodAllowed reports whether the organization o allows the sign-in
+// method amr names. An SSO sign-in speaks only for the organization whose
+// identity provider made it: it continues only in boundOrgRef, the
+// organization its intermediate session was made for, and never switches
+// into another organization (an IdP of org A says nothing about org B).
+func (s *Server) methodAllowed(o *directory.Org, amr []string, boundOrgRef string) bool {
 	for _, a := range amr {
 		switch a {
+		case "sso":
+			return boundOrgRef != "" && boundOrgRef == o.Ref
 		case "pwd":
 			return o.Password
 		case "email":

@@ -283,7 +283,7 @@ func (s *Server) handleTOTPVerify(w http.ResponseWriter, r *http.Request) error 
 		out, err := s.accounts.RecordFactor(ctx, rec, req.IntermediateSessionToken, amr)
 		return s.answer(w, out, err)
 	}
-	if !s.methodAllowed(m.Org, in.AMR) {
+	if !s.methodAllowed(m.Org, in.AMR, in.OrgRef) {
 		return problem.AuthMethodDisabled.New()
 	}
 	out, err := s.accounts.CompleteLogin(ctx, u, amr, m, &session.Pending{Rec: rec, In: in, Token: req.IntermediateSessionToken})

@@ -19,6 +19,8 @@ import (
 	"github.com/tenantauth/tenantauth/authserver/account"
 	"github.com/tenantauth/tenantauth/authserver/problem"
 	"github.com/tenantauth/tenantauth/authserver/session"
+	"github.com/tenantauth/tenantauth/authserver/sso"
+	"github.com/tenantauth/tenantauth/authserver/sso/oidc"
 
 	"github.com/tenantauth/tenantauth/authserver/token"
 
@@ -140,6 +142,12 @@ type Server struct {
 	accounts *account.Service
 	mailer   mail.Mailer
 	members  account.MembershipWriter
+	// sso ends SSO sign-ins; oidc runs the OpenID Connect flow through
+	// ssoHTTP; ssoSealer seals the flow cookie (handlers_sso.go).
+	sso       *sso.Service
+	oidc      *oidc.Client
+	ssoHTTP   *http.Client
+	ssoSealer *sso.Sealer
 }
 
 // Option adjusts a Server.
@@ -192,6 +200,7 @@ func New(cfg Config, dir *directory.Directory, st store.Store, userIDKey []byte,
 		SealKey: deriveKey(cfg.Secret, "tenantauth verify-email seal v1"), MaxOutstandingTokens: cfg.MaxOutstandingTokens,
 		Issued: func(kind string) { s.metrics.issued.WithLabelValues(kind).Inc() }, Log: s.log,
 	}, st, dir, s.sessions, s.mailer, s.members)
+	s.ssoSetup()
 	s.verifyPath = cfg.PathPrefix + "/verify"
 	s.handler = s.routes()
 	return s
@@ -260,6 +269,10 @@ func (s *Server) routes() http.Handler {
 	handle("POST /auth/2fa/enable", s.public(s.handleTOTPEnable))
 	handle("POST /auth/2fa/disable", s.authenticated(s.handleTOTPDisable))
 	handle("POST /auth/2fa/verify", s.public(s.limited("", s.handleTOTPVerify)))
+	handle("POST /sso/start", s.public(s.limited("email", s.handleSSOStart)))
+	// Rate limited per client IP: each callback with a live flow cookie
+	// costs a call to the provider's token endpoint.
+	handle("GET /sso/oidc/callback", s.public(s.limited("", s.handleOIDCCallback)))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, problem.NotFound.New())
 	})))

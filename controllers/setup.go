@@ -46,7 +46,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("set up apikey controller: %w", err)
 	}
 	if err := (&SSOConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("tenantauth-ssoconnection")}).SetupWithManager(mgr); err != nil {
+		Recorder: mgr.GetEventRecorder("tenantauth-ssoconnection"), SystemNamespace: o.SystemNamespace}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ssoconnection controller: %w", err)
 	}
 	return nil

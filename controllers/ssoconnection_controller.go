@@ -33,10 +33,15 @@ const (
 // SSOConnectionReconciler reads each SSOConnection's identity provider,
 // the OpenID Provider's discovery document or the SAML metadata, and
 // reports on Ready whether it is usable and when its signing certificate
-// expires. It writes nothing but status. The client secret is only checked
-// to exist: its value is never copied, logged or put in status or events.
+// expires. The auth server may read Secrets only in the system namespace,
+// so the reconciler copies the OIDC client secret into a record there
+// (trust.SSOClientSecretName, owned by the connection's UID) and removes
+// it when the reference goes or the connection is deleted. The value is
+// never logged or put in status or events.
 type SSOConnectionReconciler struct {
 	client.Client
+	// SystemNamespace holds the client-secret records.
+	SystemNamespace string
 	// APIReader reads the client Secret live: the cache holds only
 	// Secrets tenantauth labelled.
 	APIReader client.Reader
@@ -73,7 +78,7 @@ type providerInfo struct {
 // validity is a certificate's NotBefore and NotAfter.
 type validity struct{ notBefore, notAfter time.Time }
 
-// +kubebuilder:rbac:groups=tenantauth.io,resources=ssoconnections,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tenantauth.io,resources=ssoconnections,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=tenantauth.io,resources=ssoconnections/status,verbs=get;update;patch
 
 // Reconcile reads the connection's identity provider and sets Ready.
@@ -83,7 +88,13 @@ func (r *SSOConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !conn.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.reconcileDelete(ctx, conn)
+	}
+	if conn.Namespace == r.SystemNamespace {
+		return ctrl.Result{}, nil // tenant objects there are never served
+	}
+	if err := ensureFinalizer(ctx, r.Client, conn); err != nil {
+		return ctrl.Result{}, err
 	}
 	orig := conn.DeepCopy()
 	s := &ssoScope{conn: conn, now: r.Now()}
@@ -162,10 +173,12 @@ func (r *SSOConnectionReconciler) checkOrganization(ctx context.Context, s *ssoS
 }
 
 // checkClientSecret checks that the Secret and data key of
-// spec.oidc.clientSecretRef exist. The value stays in this function.
+// spec.oidc.clientSecretRef exist and copies the value into the
+// connection's record in the system namespace. The value goes nowhere
+// else: not into the scope, an error, an event or status.
 func (r *SSOConnectionReconciler) checkClientSecret(ctx context.Context, s *ssoScope) (ctrl.Result, error) {
 	if s.conn.Spec.OIDC == nil || s.conn.Spec.OIDC.ClientSecretRef == nil {
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.removeClientSecretRecords(ctx, s.conn)
 	}
 	ref := s.conn.Spec.OIDC.ClientSecretRef
 	sec := &corev1.Secret{}
@@ -182,8 +195,9 @@ func (r *SSOConnectionReconciler) checkClientSecret(ctx context.Context, s *ssoS
 	if missing != "" {
 		s.blockOnce(tav1.ReasonClientSecretMissing, missing,
 			announcement{corev1.EventTypeWarning, tav1.ReasonClientSecretMissing, "CheckReference", missing})
+		return ctrl.Result{}, r.removeClientSecretRecords(ctx, s.conn)
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, r.writeClientSecretRecord(ctx, s.conn, sec.Data[ref.Key])
 }
 
 // fetchProvider reads the discovery document or the metadata.

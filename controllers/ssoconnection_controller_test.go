@@ -20,10 +20,12 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/internal/trust"
 )
 
 // certificate is a self-signed DER certificate valid from notBefore to
@@ -198,4 +200,58 @@ func TestSSOConnectionClientSecretStaysSecret(t *testing.T) {
 	for _, e := range evs.Items {
 		g.Expect(e.Note).NotTo(ContainSubstring(value))
 	}
+}
+
+// TestSSOConnectionClientSecretRecord: the value is copied into the
+// connection's record in the system namespace, owned by its UID, kept in
+// step with the reference, and removed with the reference and with the
+// connection.
+func TestSSOConnectionClientSecretRecord(t *testing.T) {
+	startManager(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	g := NewWithT(t)
+	g.Expect(k8s.Create(ctx, newOrg(ns, "sso-record-org"))).To(Succeed())
+	idp := openIDProvider(t, certificate(t, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour)), "")
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "idp-client"},
+		StringData: map[string]string{"secret": "first-value", "next": "second-value"}})).To(Succeed())
+	conn := connection(ns, "oidc", "sso-record-org", func(c *tav1.SSOConnection) {
+		oidcSpec(idp.URL)(c)
+		c.Spec.OIDC.ClientSecretRef = &tav1.SecretKeyRef{Name: "idp-client", Key: "secret"}
+	})
+	g.Expect(k8s.Create(ctx, conn)).To(Succeed())
+	key := client.ObjectKey{Namespace: systemNS, Name: trust.SSOClientSecretName(conn.UID)}
+	record := func(g Gomega) *trust.SSOClientSecret {
+		sec := &corev1.Secret{}
+		g.Expect(k8s.Get(ctx, key, sec)).To(Succeed())
+		rec, err := trust.ParseSSOClientSecret(sec, systemNS)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(rec.Owner.Owns(conn)).To(BeTrue())
+		return rec
+	}
+	g.Eventually(func(g Gomega) { g.Expect(record(g).Secret).To(Equal("first-value")) }).WithTimeout(15 * time.Second).Should(Succeed())
+
+	update := func(f func(*tav1.SSOConnection)) {
+		g.Eventually(func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
+				return err
+			}
+			f(conn)
+			return k8s.Update(ctx, conn)
+		}).Should(Succeed())
+	}
+	update(func(c *tav1.SSOConnection) { c.Spec.OIDC.ClientSecretRef.Key = "next" })
+	g.Eventually(func(g Gomega) { g.Expect(record(g).Secret).To(Equal("second-value")) }).WithTimeout(15 * time.Second).Should(Succeed())
+
+	update(func(c *tav1.SSOConnection) { c.Spec.OIDC.ClientSecretRef = nil })
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, key, &corev1.Secret{})) }).WithTimeout(15 * time.Second).Should(BeTrue())
+
+	update(func(c *tav1.SSOConnection) {
+		c.Spec.OIDC.ClientSecretRef = &tav1.SecretKeyRef{Name: "idp-client", Key: "secret"}
+	})
+	g.Eventually(func(g Gomega) { g.Expect(record(g).Secret).To(Equal("first-value")) }).WithTimeout(15 * time.Second).Should(Succeed())
+	g.Expect(k8s.Delete(ctx, conn)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, key, &corev1.Secret{})) && apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(conn), conn))
+	}).WithTimeout(15 * time.Second).Should(BeTrue())
 }

@@ -176,6 +176,15 @@ func (v *MembershipValidator) authorize(ctx context.Context, org *tenantauthv1al
 	if target == nil {
 		target = old
 	}
+	if act.signup && cur != nil {
+		if name, ok := cur.Annotations[tenantauthv1alpha1.AnnotationSSOConnection]; ok {
+			reason, err := v.ssoJIT(ctx, org, old, cur, name)
+			if err != nil {
+				return nil, err
+			}
+			return warnings, v.authz.decide(membershipsGR, target.Name, reason, &warnings)
+		}
+	}
 	return warnings, v.authz.decide(membershipsGR, target.Name, membershipDenial(act, org, old, cur, len(owners) > 0), &warnings)
 }
 

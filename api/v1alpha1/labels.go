@@ -33,6 +33,11 @@ const (
 	// its signing-key Secret, so the ID survives a lost status.
 	AnnotationOrganizationID = "tenantauth.io/organization-id"
 
+	// AnnotationSSOConnection, on a Membership, names the SSOConnection
+	// whose first sign-in made it just in time. Admission reads it to
+	// allow the auth server that connection's roles, never owner.
+	AnnotationSSOConnection = "tenantauth.io/sso-connection"
+
 	// APIKeyDataKey is the data key of the plaintext API key.
 	APIKeyDataKey = "api-key"
 	// APIKeyHashDataKey is the data key of an API key's hash.

@@ -17,19 +17,22 @@ import (
 // Org is what the server needs of an Organization.
 type Org struct {
 	// Ref is "<namespace>/<name>", how Memberships and APIKeys name it.
-	Ref          string
-	ID           string
-	Slug         string
-	Name         string
-	AccessTTL    time.Duration
-	IdleTTL      time.Duration
-	AbsoluteTTL  time.Duration
-	Algorithm    string
-	Audience     string
-	Password     bool
-	MagicLink    bool
-	APIKeys      bool
-	MFARequired  bool
+	Ref         string
+	ID          string
+	Slug        string
+	Name        string
+	AccessTTL   time.Duration
+	IdleTTL     time.Duration
+	AbsoluteTTL time.Duration
+	Algorithm   string
+	Audience    string
+	Password    bool
+	MagicLink   bool
+	APIKeys     bool
+	MFARequired bool
+	// SSORequired refuses password and magic-link sign-in to members
+	// other than owners (authMethods.ssoRequired).
+	SSORequired  bool
 	SignupDomain []string
 	DefaultRole  string
 	Roles        map[string]RoleDef
@@ -113,8 +116,10 @@ type Directory struct {
 	// byEmail lists each email's memberships: a slice, since an email
 	// has a few, and MemberOf runs on every request.
 	byEmail   map[string][]*Member
-	apiKeys   map[string]*APIKeyInfo // by key ID
-	keyHashes map[string]string      // key ID -> hash
+	apiKeys   map[string]*APIKeyInfo    // by key ID
+	keyHashes map[string]string         // key ID -> hash
+	ssoConns  map[string]*SSOConnection // by Ref
+	domains   map[string]string         // verified domain -> org Ref
 	synced    bool
 	// removed are called after a membership is deleted or disabled.
 	removed []func(Member)

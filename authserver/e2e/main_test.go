@@ -49,6 +49,8 @@ var (
 	srv       *authserver.Server
 	publicURL string
 	smtpSrv   *mailtest.Server
+	// dnsSrv answers the operator's TXT lookups (--dns-resolver).
+	dnsSrv *testenv.DNSServer
 )
 
 func TestMain(m *testing.M) {
@@ -78,6 +80,14 @@ func run(m *testing.M) int {
 	defer os.Remove(caFile)
 	os.Setenv("SSL_CERT_FILE", caFile)
 	os.Setenv("SMTP_PASSWORD", "smtp-secret")
+
+	d, stopDNS, err := testenv.NewDNS()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stopDNS()
+	dnsSrv = d
 
 	env, err := testenv.New()
 	if err != nil {
@@ -121,6 +131,7 @@ func start(ctx context.Context, cfg *rest.Config, wh envtest.WebhookInstallOptio
 		Namespace: serverNamespace, MetricsAddr: "0", ProbeAddr: "0", AdmissionMode: "enforce",
 		AdmissionBypassGroups: "system:masters", WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort,
 		WebhookCertDir: wh.LocalServingCertDir, ManageWebhookCerts: false, EnableWebhooks: true,
+		DNSResolver: dnsSrv.Addr, DomainRecheckInterval: 5 * time.Second, DomainRetryInterval: 500 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("operator: %w", err)

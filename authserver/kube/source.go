@@ -51,6 +51,7 @@ type Source struct {
 	apiKeys    map[string]*tav1.APIKey       // by ref
 	keyRecords map[types.UID]*trust.APIKeyRecord
 	servedKeys map[string]string // APIKey ref -> key ID in the directory
+	sso        ssoState
 }
 
 // orgRecord is a parsed Organization record with its keys prepared once.
@@ -97,6 +98,10 @@ func (s *Source) Start(ctx context.Context) error {
 	if err := add(&tav1.APIKey{}, putAPIKey, deleteAPIKey); err != nil {
 		return err
 	}
+	putSSO, deleteSSO := joined(s, s.sso.conns, s.syncSSO)
+	if err := add(&tav1.SSOConnection{}, putSSO, deleteSSO); err != nil {
+		return err
+	}
 	if err := add(&corev1.Secret{}, s.putSecret, s.deleteSecret); err != nil {
 		return err
 	}
@@ -122,6 +127,7 @@ func (s *Source) init() {
 	s.apiKeys = map[string]*tav1.APIKey{}
 	s.keyRecords = map[types.UID]*trust.APIKeyRecord{}
 	s.servedKeys = map[string]string{}
+	s.sso.init()
 }
 
 // joined returns the add-or-update and delete handlers of a kind the
@@ -148,6 +154,7 @@ func joined[T client.Object](s *Source, m map[string]T, sync func(ref string)) (
 // syncOrg serves the Organization at ref when the join holds, else removes
 // it from the directory. Callers hold s.mu.
 func (s *Source) syncOrg(ref string) {
+	defer s.syncOrgSSO(ref)
 	o := s.orgs[ref]
 	if o == nil || o.Namespace == s.SystemNamespace || !o.DeletionTimestamp.IsZero() {
 		s.Dir.DeleteOrg(ref)
@@ -191,6 +198,7 @@ func convertOrg(o *tav1.Organization, id string) *directory.Org {
 		MagicLink:    tav1.MethodEnabled(o.Spec.AuthMethods.MagicLink),
 		APIKeys:      tav1.MethodEnabled(o.Spec.AuthMethods.APIKeys),
 		MFARequired:  o.Spec.MFA.Required,
+		SSORequired:  o.Spec.AuthMethods.SSORequired,
 		SignupDomain: o.Spec.SelfSignup.AllowedEmailDomains,
 		DefaultRole:  defaultRole,
 		Roles:        roles,
@@ -279,6 +287,8 @@ func (s *Source) putSecret(obj any) {
 			s.keyRecords[rec.Owner.UID] = rec
 			s.syncAPIKey(rec.Owner.Ref())
 		}
+	case trust.ComponentDomainClaim, trust.ComponentSSOClientSecret:
+		s.putSSORecord(sec)
 	}
 }
 
@@ -306,6 +316,8 @@ func (s *Source) deleteSecret(obj any) {
 			delete(s.keyRecords, rec.Owner.UID)
 			s.syncAPIKey(rec.Owner.Ref())
 		}
+	case trust.ComponentDomainClaim, trust.ComponentSSOClientSecret:
+		s.deleteSSORecord(sec)
 	}
 }
 

@@ -102,7 +102,12 @@ var (
 	SAMLAssertionReplayed     = Code{Status: 401, Code: "saml_assertion_replayed", Message: "this SAML assertion was already used; sign in again"}
 	SAMLResponseInvalid       = Code{Status: 401, Code: "saml_response_invalid", Message: "the SAML response is not valid for this service provider"}
 	SAMLResponseMalformed     = Code{Status: 400, Code: "saml_response_malformed", Message: "SAMLResponse must be a base64-encoded SAML response without a DTD"}
+	SSODenied                 = Code{Status: 401, Code: "sso_denied", Message: "the identity provider did not sign you in"}
+	SSOEmailUnverified        = Code{Status: 403, Code: "sso_email_unverified", Message: "the identity provider did not verify your email, and its domain is not verified for this organization"}
+	SSOFailed                 = Code{Status: 401, Code: "sso_failed", Message: "the identity provider's answer could not be verified; start the sign-in again"}
 	SSONotConfigured          = Code{Status: 404, Code: "sso_not_configured", Message: "no single sign-on connection matches"}
+	SSOStateInvalid           = Code{Status: 400, Code: "sso_state_invalid", Message: "this sign-in was not started in this browser, or it expired; start it again"}
+	SSOUnavailable            = Code{Status: 503, Code: "sso_unavailable", Message: "the organization's identity provider cannot be reached; retry shortly", RetryAfter: 5 * time.Second}
 	SSORequired               = Code{Status: 403, Code: "sso_required", Message: "this organization signs in through its identity provider; use single sign-on"}
 	StoreUnavailable          = Code{Status: 503, Code: "store_unavailable", Message: "the session store cannot be reached; retry the request", RetryAfter: 2 * time.Second}
 	TokenExpired              = Code{Status: 401, Code: "token_expired", Message: "the access token has expired; refresh it"}

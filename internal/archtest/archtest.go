@@ -24,6 +24,10 @@ const Module = "github.com/tenantauth/tenantauth"
 // that layer or needs a reason here.
 var HTTPPackages = []string{
 	Module + "/authserver",
+	// The OIDC client takes the HTTP layer's *http.Client for its outbound
+	// calls (discovery, JWKS, token and userinfo endpoints) and serves
+	// nothing; go-oidc and x/oauth2 speak in net/http types.
+	Module + "/authserver/sso/oidc",
 }
 
 // Layers are the auth server's packages below the HTTP layer, each with
@@ -44,6 +48,10 @@ var Layers = map[string][]string{
 	// assertion; signing the user in is account's, called by the HTTP
 	// layer with what it returns.
 	"authserver/sso/saml": {"authserver/problem", "authserver/store"},
+	// sso ends every protocol's sign-in in account's completion; the
+	// protocols (sso/oidc, sso/saml) sit on it.
+	"authserver/sso":      {"authserver/problem", "authserver/directory", "authserver/session", "authserver/account"},
+	"authserver/sso/oidc": {"authserver/problem", "authserver/directory", "authserver/sso"},
 }
 
 // Graph is an import graph: each package's direct, non-test imports, and

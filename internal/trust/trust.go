@@ -40,10 +40,14 @@ const (
 	// ComponentDomainClaim makes a verified email domain one
 	// Organization's.
 	ComponentDomainClaim = "domain-claim"
+	// ComponentSSOClientSecret is the operator's copy of an
+	// SSOConnection's OIDC client secret, which the auth server may read
+	// only here, in the system namespace.
+	ComponentSSOClientSecret = "sso-client-secret"
 )
 
 // Components lists every record component, for cache selectors.
-var Components = []string{ComponentSigningKeys, ComponentSlugClaim, ComponentAPIKeyRecord, ComponentDomainClaim}
+var Components = []string{ComponentSigningKeys, ComponentSlugClaim, ComponentAPIKeyRecord, ComponentDomainClaim, ComponentSSOClientSecret}
 
 // Labels and annotations on the records. Object names may be longer than a
 // label value allows, so namespace and name are annotations; the UID is a
@@ -95,6 +99,11 @@ func SlugClaimName(slug string) string { return "slug-" + slug }
 // Organization's. Domain names are lower-case DNS names (domains.ValidName),
 // so the name is always a valid object name.
 func DomainClaimName(domain string) string { return "domain-" + domain }
+
+// SSOClientSecretName is the name of an SSOConnection's client-secret
+// record: its UID, so a re-made connection of the same name never reads
+// its predecessor's secret.
+func SSOClientSecretName(uid types.UID) string { return "sso-" + string(uid) }
 
 // APIKeyRecordName is the name of an API key's verification record, so that
 // creating it claims the key ID. Key IDs are lower-case base32.
@@ -231,4 +240,29 @@ func ParseAPIKeyRecord(sec *corev1.Secret, systemNamespace string) (*APIKeyRecor
 		return nil, fmt.Errorf("record %s: %w: incomplete", sec.Name, ErrNotRecord)
 	}
 	return r, nil
+}
+
+// SSOClientSecretDataKey is the data key of the client secret in its
+// record.
+const SSOClientSecretDataKey = "client-secret"
+
+// SSOClientSecret is the operator's copy of an SSOConnection's client
+// secret. Secret must never reach a log, an event or status.
+type SSOClientSecret struct {
+	Owner  Owner
+	Secret string
+}
+
+// ParseSSOClientSecret reads a client-secret record; its name must be the
+// one its owner's UID dictates.
+func ParseSSOClientSecret(sec *corev1.Secret, systemNamespace string) (*SSOClientSecret, error) {
+	owner, err := recordOwner(sec, systemNamespace, ComponentSSOClientSecret)
+	if err != nil {
+		return nil, err
+	}
+	v := string(sec.Data[SSOClientSecretDataKey])
+	if sec.Name != SSOClientSecretName(owner.UID) || v == "" {
+		return nil, fmt.Errorf("record %s: %w: name does not match its owner, or no secret", sec.Name, ErrNotRecord)
+	}
+	return &SSOClientSecret{Owner: owner, Secret: v}, nil
 }
