@@ -174,7 +174,9 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 	sid := IDPrefix + id
 	// The family never changes, so it is checked once, before the update
 	// (whose change may not call the store).
-	var first Session
+	var first struct {
+		FamilyID string `json:"family_id"`
+	}
 	if _, err := store.Load(ctx, s.store, store.KindSession, sid, &first); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errInvalidRefresh
