@@ -47,7 +47,13 @@ func TestSSOOIDCBadInput(t *testing.T) {
 	bob := oidctest.User{Email: "bob@unverified.test", Password: "bob-pw"}
 	eve := oidctest.User{Email: "eve@globex.test", Password: "eve-pw", EmailVerified: true}
 	carol := oidctest.User{Email: "carol@elsewhere.test", Password: "carol-pw", EmailVerified: true}
-	for _, u := range []oidctest.User{bob, eve, carol} {
+	// dave is on a domain no organization claimed, and a member of acme
+	// as an admin may make anyone; acme's IdP says his email is verified.
+	// Were that enough, acme's IdP would sign in as dave, the one user he
+	// is in every organization, and could enrol a TOTP it holds.
+	dave := oidctest.User{Email: "dave@unclaimed.test", Password: "dave-pw", EmailVerified: true}
+	h.addMember("demo/acme", dave.Email, "member", alicePassword)
+	for _, u := range []oidctest.User{bob, eve, carol, dave} {
 		h.op.AddUser(u)
 	}
 	tests := []struct {
@@ -135,7 +141,10 @@ func TestSSOOIDCBadInput(t *testing.T) {
 		}, 403, "sso_email_unverified"},
 		{"verified email, not a member, not on a verified domain: no JIT", func(t *testing.T) (int, map[string]any) {
 			return h.browser().signIn(map[string]string{"organization": "acme"}, carol)
-		}, 403, "not_a_member"},
+		}, 403, "sso_email_unverified"},
+		{"IdP-verified email of a member on an unclaimed domain", func(t *testing.T) (int, map[string]any) {
+			return h.browser().signIn(map[string]string{"organization": "acme"}, dave)
+		}, 403, "sso_email_unverified"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,6 +160,10 @@ func TestSSOOIDCBadInput(t *testing.T) {
 	}
 	if _, ok := h.dir.MemberAnyState(eve.Email, "demo/globex"); ok {
 		t.Fatal("acme's IdP made a member of globex")
+	}
+	// dave himself still signs in with his password.
+	if r := h.do("POST", "/auth/login", map[string]string{"email": dave.Email, "password": alicePassword, "organization": "acme"}); r.status != 200 {
+		t.Fatalf("dave's own password login: %d %s", r.status, r.raw)
 	}
 }
 

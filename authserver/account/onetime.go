@@ -63,6 +63,9 @@ type OneTime struct {
 	Hash          string     `json:"hash"`
 	ExpiresAt     time.Time  `json:"expires_at"`
 	SpentAt       *time.Time `json:"spent_at,omitempty"`
+	// Revoked is set by a password reset, whether or not the token was
+	// spent: Unspend never makes a revoked token usable again.
+	Revoked bool `json:"revoked,omitempty"`
 }
 
 // mailToken makes a token of prefix for ot and renders its mail, then,
@@ -159,6 +162,9 @@ func (s *Service) ConsumeOneTime(ctx context.Context, prefix, purpose, raw strin
 func (s *Service) Unspend(ctx context.Context, rec *store.Record, ot *OneTime) {
 	ot.SpentAt = nil
 	_, _, err := store.Modify(ctx, s.store, store.KindToken, rec.ID, func(r *store.Record, cur *OneTime) error {
+		if cur.Revoked {
+			return store.ErrUnchanged // a reset came in between: the token stays spent
+		}
 		cur.SpentAt = nil
 		r.ExpiresAt = cur.ExpiresAt.Add(TokenRetention)
 		return nil
@@ -226,10 +232,15 @@ func (r *intermediateRecord) spend(time.Time) bool {
 
 type oneTimeRecord struct{ OneTime }
 
+// spend revokes the token: spent if it was not, and marked revoked even
+// if it was, so a request that spent it and then fails cannot release it.
 func (r *oneTimeRecord) spend(now time.Time) bool {
-	if r.SpentAt != nil {
+	if r.Revoked {
 		return false
 	}
-	r.SpentAt = &now
+	if r.SpentAt == nil {
+		r.SpentAt = &now
+	}
+	r.Revoked = true
 	return true
 }

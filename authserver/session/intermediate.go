@@ -119,6 +119,9 @@ func (s *Manager) ChangeIntermediate(ctx context.Context, id string, change func
 		if in.Spent {
 			return errIntermediateUsed
 		}
+		if !s.cfg.Now().Before(in.ExpiresAt) {
+			return problem.TokenExpired.Because("the intermediate session token has expired; sign in again")
+		}
 		return change(in)
 	})
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {

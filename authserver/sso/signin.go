@@ -53,12 +53,15 @@ const AMR = "sso"
 // for its own organization only, so the outcome is never an intermediate
 // session that lists, or can be exchanged into, another organization.
 //
-// The email counts only when the provider verified it, or its domain is
-// verified for the organization; an email on a domain another
-// organization verified is refused outright, whatever the provider says,
-// so one organization's IdP can never speak for another's people. A
-// first sign-in makes the Membership just in time only for an email on a
-// domain verified for the organization.
+// The email counts only when its domain is verified for the organization.
+// The provider is the tenant's own, and a user is one identity across
+// every organization (one user ID, one password, one TOTP), so a
+// provider's email_verified alone would let any organization's IdP sign
+// in as anyone on an unclaimed domain (gmail.com, or a company that
+// claimed no domain) and, as that user, enrol a second factor it holds,
+// locking them out of every other organization. An email on a domain
+// another organization verified is refused the same way. A first sign-in
+// makes the Membership just in time.
 func (s *Service) SignIn(ctx context.Context, conn *directory.SSOConnection, id Identity) (*account.LoginOutcome, error) {
 	email, err := canonicalEmail(id.Email)
 	if err != nil {
@@ -69,8 +72,8 @@ func (s *Service) SignIn(ctx context.Context, conn *directory.SSOConnection, id 
 	if owner, ok := s.Dir.DomainOrg(domain); ok && owner.Ref != conn.OrgRef {
 		return nil, problem.SSOEmailUnverified.Because("the email's domain is verified for another organization; this identity provider cannot sign it in")
 	}
-	if !id.EmailVerified && !verifiedHere {
-		return nil, problem.SSOEmailUnverified.New()
+	if !verifiedHere {
+		return nil, problem.SSOEmailUnverified.Because("the email's domain is not verified for this organization: single sign-on speaks only for an organization's verified domains")
 	}
 	org, ok := s.Dir.OrgByRef(conn.OrgRef)
 	if !ok {
