@@ -176,9 +176,13 @@ func TestDomainVerification(t *testing.T) {
 
 	t.Run("a domain dropped from spec is released", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)).To(Succeed())
-		b.Spec.Domains = nil
-		g.Expect(k8s.Update(ctx, b)).To(Succeed())
+		g.Eventually(func() error { // the controller writes status meanwhile
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+				return err
+			}
+			b.Spec.Domains = nil
+			return k8s.Update(ctx, b)
+		}).WithTimeout(15 * time.Second).Should(Succeed())
 		g.Eventually(func(g Gomega) {
 			g.Expect(claimOwner(g, domain)).To(BeNil())
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)).To(Succeed())

@@ -184,9 +184,15 @@ func TestSSOConnectionClientSecretStaysSecret(t *testing.T) {
 	g.Expect(k8s.Create(ctx, sec)).To(Succeed())
 	// The Secret is not watched (the cache holds only tenantauth's); a
 	// spec change, as a user fixing the reference would make, wakes it.
-	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(conn), conn)).To(Succeed())
-	conn.Spec.Claims.Email = "email"
-	g.Expect(k8s.Update(ctx, conn)).To(Succeed())
+	// The controller writes the object too (finalizer, status): re-read
+	// and retry on a conflict, as a user's kubectl edit would.
+	g.Eventually(func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
+			return err
+		}
+		conn.Spec.Claims.Email = "email"
+		return k8s.Update(ctx, conn)
+	}).WithTimeout(15 * time.Second).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(readyOf(g, conn, &conn.Status.Conditions).Status).To(Equal(metav1.ConditionTrue))
 	}).WithTimeout(15 * time.Second).Should(Succeed())
