@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
@@ -39,7 +42,7 @@ func (s *Server) ssoSetup() {
 	}
 	s.ssoSealer = sealer
 	if s.ssoHTTP == nil {
-		s.ssoHTTP = defaultSSOHTTPClient()
+		s.ssoHTTP = defaultSSOHTTPClient(s.cfg.SSOPrivateNetworks)
 	}
 	s.oidc = &oidc.Client{HTTP: s.ssoHTTP, RedirectURL: s.cfg.PublicURL + s.cfg.PathPrefix + "/sso/oidc/callback", Now: s.cfg.Now}
 	s.sso = &sso.Service{Dir: s.dir, Accounts: s.accounts, UserFor: s.userFor, Log: s.log.WithName("sso")}
@@ -49,11 +52,23 @@ func (s *Server) ssoSetup() {
 }
 
 // defaultSSOHTTPClient bounds calls to identity providers: 10 seconds,
-// 1 MiB bodies, at most 3 redirects and none from https to http.
-func defaultSSOHTTPClient() *http.Client {
+// 1 MiB bodies, at most 3 redirects and none from https to http. Unless
+// private is set, it connects to public addresses only: an issuer is a
+// tenant's choice and /sso/start is unauthenticated, so without this
+// anyone could make the server probe its own loopback ports, the cloud
+// metadata address or the cluster's services. The check runs on the
+// address dialled, after DNS, so a name that resolves (or re-resolves)
+// to a private address is refused too.
+func defaultSSOHTTPClient(private bool) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if !private {
+		d := &net.Dialer{Timeout: 10 * time.Second, Control: publicOnly}
+		t.DialContext = d.DialContext
+		t.Proxy = nil // a proxy would dial for us, unchecked
+	}
 	return &http.Client{
 		Timeout:   10 * time.Second,
-		Transport: limitedBodies{http.DefaultTransport},
+		Transport: limitedBodies{t},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 3 {
 				return errors.New("too many redirects")
@@ -191,3 +206,26 @@ func acceptsHTML(r *http.Request) bool {
 	}
 	return false
 }
+
+// publicOnly refuses to connect to an address that is not a public
+// unicast one: loopback, private (RFC 1918, unique local), link-local
+// (cloud metadata), shared (RFC 6598), unspecified or multicast.
+func publicOnly(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("identity provider address %q: %w", host, err)
+	}
+	ip = ip.Unmap()
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() || sharedAddressSpace.Contains(ip) {
+		return fmt.Errorf("refusing to connect to %s: not a public address (set --sso-allow-private-networks for an identity provider inside the network)", ip)
+	}
+	return nil
+}
+
+// sharedAddressSpace is RFC 6598's carrier-grade NAT range, which
+// netip does not count as private.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")

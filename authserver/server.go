@@ -76,6 +76,10 @@ type Config struct {
 	// the oldest (see account/tokencap.go). Zero means
 	// account.DefaultMaxOutstandingTokens.
 	MaxOutstandingTokens int
+	// SSOPrivateNetworks lets the server reach identity providers on
+	// loopback and private addresses (tests, dev, an IdP inside the
+	// network); off, it refuses them (see defaultSSOHTTPClient).
+	SSOPrivateNetworks bool
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }

@@ -57,6 +57,9 @@ type ssoHarness struct {
 
 func newSSOHarness(t testing.TB, opts ...harnessOption) *ssoHarness {
 	t.Helper()
+	// The provider runs on 127.0.0.1; TestSSOPrivateNetworksRefused
+	// plays the default.
+	opts = append([]harnessOption{func(c *Config) { c.SSOPrivateNetworks = true }}, opts...)
 	h := newHarness(t, nil, opts...)
 	h.clock.t = time.Now().UTC() // the provider's tokens carry the real time
 	op := oidctest.Start(t, ssoClient, otherClient)

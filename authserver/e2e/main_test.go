@@ -149,6 +149,8 @@ func start(ctx context.Context, cfg *rest.Config, wh envtest.WebhookInstallOptio
 		// times at once; the per-user token caps are tested in authserver
 		// and authserver/kube.
 		MaxOutstandingTokens: 1 << 20,
+		// The test's OpenID Provider runs on 127.0.0.1.
+		SSOPrivateNetworks: true,
 		Mail: app.MailOptions{Backend: "smtp", SMTPHost: smtpSrv.Host, SMTPPort: smtpSrv.Port,
 			SMTPFrom: "Tenantauth <no-reply@tenantauth.test>", SMTPUsername: "mailer", SMTPTLS: "starttls"},
 	})

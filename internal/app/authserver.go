@@ -51,7 +51,9 @@ type AuthServerOptions struct {
 	MinPasswordLength       int
 	// MaxOutstandingTokens is authserver.Config.MaxOutstandingTokens.
 	MaxOutstandingTokens int
-	Mail                 MailOptions
+	// SSOPrivateNetworks is authserver.Config.SSOPrivateNetworks.
+	SSOPrivateNetworks bool
+	Mail               MailOptions
 	// Postgres configures --store=postgres (postgres.go).
 	Postgres PostgresOptions
 	// Listener, when set, is used instead of listening on Addr (dev and
@@ -76,6 +78,8 @@ func (o *AuthServerOptions) Bind(fs *flag.FlagSet) {
 	fs.BoolFunc("trust-forwarded-for", "removed: use --trusted-proxies", func(string) error { o.trustForwardedFor = true; return nil })
 	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once (each takes 19 MiB); 0 means the CPUs, at most 4. Requests past it and a short queue get 503 busy")
 	fs.IntVar(&o.MinPasswordLength, "min-password-length", 8, "shortest password accepted")
+	fs.BoolVar(&o.SSOPrivateNetworks, "sso-allow-private-networks", false,
+		"let SSO reach identity providers on loopback and private addresses (an IdP inside the network); off, only public addresses")
 	fs.IntVar(&o.MaxOutstandingTokens, "max-outstanding-tokens", account.DefaultMaxOutstandingTokens,
 		"mailed links (magic link, password reset) a user holds at once; a new one replaces the oldest")
 	BindForwardedURISource(fs, &o.ForwardedURISource)
@@ -167,6 +171,7 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		RefreshCookieName: o.RefreshCookieName, CookieDomain: o.CookieDomain, RateLimitPerMinute: o.RateLimitPerMinute,
 		TrustedProxies: proxies, PasswordHashConcurrency: o.PasswordHashConcurrency, Secret: key, MinPasswordLength: o.MinPasswordLength,
 		ForwardedURISource: o.ForwardedURISource, MaxOutstandingTokens: o.MaxOutstandingTokens,
+		SSOPrivateNetworks: o.SSOPrivateNetworks,
 	}, dir, st, key,
 		authserver.WithLogger(log),
 		authserver.WithMetrics(authserver.NewMetrics(metrics.Registry)),

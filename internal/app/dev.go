@@ -133,6 +133,8 @@ func RunDev(ctx context.Context, o DevOptions) error {
 		MinPasswordLength: 8, ForwardedURISource: o.ForwardedURISource,
 		TrustedProxies: o.TrustedProxies, PasswordHashConcurrency: o.PasswordHashConcurrency,
 		Mail: MailOptions{Backend: "file", OutboxDir: filepath.Join(o.StateDir, "outbox")},
+		// One machine: its identity providers for trying SSO run locally.
+		SSOPrivateNetworks: true,
 	})
 	if err != nil {
 		return err
