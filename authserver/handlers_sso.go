@@ -129,6 +129,8 @@ func (s *Server) handleSSOStart(w http.ResponseWriter, r *http.Request) error {
 	switch conn.Protocol {
 	case "oidc":
 		redirect, flow, err = s.oidc.Start(r.Context(), conn)
+	case "saml":
+		redirect, flow, err = s.samlStart(r.Context(), conn)
 	default:
 		return problem.SSONotConfigured.Because("this organization's SSO connection uses " + conn.Protocol + ", which this server does not serve yet")
 	}
@@ -139,7 +141,11 @@ func (s *Server) handleSSOStart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("seal sso flow: %w", err)
 	}
-	http.SetCookie(w, s.ssoFlowCookie(sealed, int(sso.FlowTTL/time.Second)))
+	if conn.Protocol == "saml" {
+		http.SetCookie(w, s.samlFlowCookie(sealed))
+	} else {
+		http.SetCookie(w, s.ssoFlowCookie(sealed, int(sso.FlowTTL/time.Second)))
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	if acceptsHTML(r) {
 		http.Redirect(w, r, redirect, http.StatusFound)

@@ -80,6 +80,25 @@ func changesState(method string) bool {
 	return true
 }
 
+// limitIP counts a request against its route's limit for the client IP.
+func (s *Server) limitIP(r *http.Request) error {
+	if wait, ok := s.limiter.allow(r.Pattern + "|ip|" + limitKeyIP(s.clientIP(r))); !ok {
+		return tooMany(wait)
+	}
+	return nil
+}
+
+// limitedByIP is limited for a route whose body is not JSON (the SAML
+// ACS's form): the client IP only.
+func (s *Server) limitedByIP(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.limitIP(r); err != nil {
+			return err
+		}
+		return h(w, r)
+	}
+}
+
 // limited applies the per-IP and per-email rate limits of the abuse-prone
 // endpoints. field is the body field the handler reads the email from, so
 // the key is the address the handler acts on; a body that carries both
@@ -89,8 +108,8 @@ func changesState(method string) bool {
 func (s *Server) limited(field string, h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		route := r.Pattern
-		if wait, ok := s.limiter.allow(route + "|ip|" + limitKeyIP(s.clientIP(r))); !ok {
-			return tooMany(wait)
+		if err := s.limitIP(r); err != nil {
+			return err
 		}
 		body, err := readBody(r)
 		if err != nil {

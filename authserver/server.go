@@ -277,6 +277,8 @@ func (s *Server) routes() http.Handler {
 	// Rate limited per client IP: each callback with a live flow cookie
 	// costs a call to the provider's token endpoint.
 	handle("GET /sso/oidc/callback", s.public(s.limited("", s.handleOIDCCallback)))
+	handle("GET /orgs/{org}/saml/metadata", s.public(s.handleSAMLMetadata))
+	handle("POST /sso/saml/acs", s.public(s.limitedByIP(s.handleSAMLACS)))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, problem.NotFound.New())
 	})))

@@ -1,149 +1,27 @@
 package saml
 
 import (
-	"bytes"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
-	"html"
-	"io"
-	"math/big"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/crewjam/saml/logger"
-	"github.com/crewjam/saml/samlidp"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/tenantauth/tenantauth/internal/samltest"
 )
 
-// testIdP is a real SAML identity provider, crewjam/saml's samlidp, on
-// 127.0.0.1 with its own signing key, its users and the service providers
-// registered with it by their metadata, as an administrator would.
-type testIdP struct {
-	srv  *httptest.Server
-	key  *rsa.PrivateKey
-	cert *x509.Certificate
-}
+// testIdP is samltest's IdP: crewjam/saml's samlidp on 127.0.0.1.
+type testIdP = samltest.IdP
 
-// newKeyPair makes an RSA key and a self-signed certificate valid from
-// notBefore to notAfter.
+func newTestIdP(t *testing.T) *testIdP { return samltest.New(t) }
+
 func newKeyPair(t *testing.T, notBefore, notAfter time.Time) (*rsa.PrivateKey, *x509.Certificate) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "test idp"},
-		NotBefore:    notBefore, NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert
-}
-
-func newTestIdP(t *testing.T) *testIdP {
-	t.Helper()
-	key, cert := newKeyPair(t, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))
-	var handler http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	u, _ := url.Parse(srv.URL)
-	idp, err := samlidp.New(samlidp.Options{
-		URL: *u, Key: key, Certificate: cert, Store: &samlidp.MemoryStore{},
-		Logger: logger.DefaultLogger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler = idp
-	return &testIdP{srv: srv, key: key, cert: cert}
-}
-
-func (i *testIdP) do(t *testing.T, method, path string, body []byte) []byte {
-	t.Helper()
-	req, err := http.NewRequest(method, i.srv.URL+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := i.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
-	}
-	return out
-}
-
-// metadata is what GET /metadata serves.
-func (i *testIdP) metadata(t *testing.T) []byte { return i.do(t, http.MethodGet, "/metadata", nil) }
-
-// register registers a service provider by its metadata.
-func (i *testIdP) register(t *testing.T, name string, spMetadata []byte) {
-	i.do(t, http.MethodPut, "/services/"+name, spMetadata)
-}
-
-func (i *testIdP) addUser(t *testing.T, name, password, email string, groups []string) {
-	body, _ := json.Marshal(map[string]any{"password": password, "email": email, "groups": groups})
-	i.do(t, http.MethodPut, "/users/"+name, body)
-}
-
-var samlResponseField = regexp.MustCompile(`name="SAMLResponse" value="([^"]+)"`)
-
-// signIn plays the browser: it follows redirectURL to the IdP, posts the
-// login form it gets with the user's password, and returns the
-// SAMLResponse of the auto-posting form the IdP answers with.
-func (i *testIdP) signIn(t *testing.T, redirectURL, user, password string) string {
-	t.Helper()
-	resp, err := i.srv.Client().Get(redirectURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte(`name="password"`)) {
-		t.Fatalf("GET the AuthnRequest: %d %s", resp.StatusCode, page)
-	}
-	field := func(name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindSubmatch(page)
-		if m == nil {
-			t.Fatalf("no %s in the login form: %s", name, page)
-		}
-		return html.UnescapeString(string(m[1]))
-	}
-	form := url.Values{"user": {user}, "password": {password}, "SAMLRequest": {field("SAMLRequest")}, "RelayState": {field("RelayState")}}
-	resp, err = i.srv.Client().PostForm(i.srv.URL+"/sso", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := samlResponseField.FindSubmatch(page)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("POST the login form: %d %s", resp.StatusCode, page)
-	}
-	return html.UnescapeString(string(m[1]))
+	return samltest.NewKeyPair(t, notBefore, notAfter)
 }
 
 // forge rewrites a response the IdP issued, as an attacker holding it

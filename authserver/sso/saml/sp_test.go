@@ -32,8 +32,8 @@ type flow struct {
 func newFlow(t *testing.T) *flow {
 	t.Helper()
 	f := &flow{idp: newTestIdP(t), store: store.NewMemoryStore()}
-	f.idp.addUser(t, "alice", testPassword, "alice@acme.example", []string{"engineering", "admins"})
-	md, err := ParseIdPMetadata(f.idp.metadata(t), time.Now())
+	f.idp.AddUser(t, "alice", testPassword, "alice@acme.example", []string{"engineering", "admins"})
+	md, err := ParseIdPMetadata(f.idp.Metadata(t), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func newFlow(t *testing.T) *flow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.idp.register(t, "acme", spMetadata)
+	f.idp.Register(t, "acme", spMetadata)
 	return f
 }
 
@@ -67,7 +67,7 @@ func (f *flow) signIn(t *testing.T, sp *SP) (samlResponse, requestID string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.idp.signIn(t, redirect, "alice", testPassword), requestID
+	return f.idp.SignIn(t, redirect, "alice", testPassword), requestID
 }
 
 func problemOf(t *testing.T, err error) *problem.Error {
@@ -193,7 +193,7 @@ func TestBadResponses(t *testing.T) {
 	otherKey, otherCert := newKeyPair(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	spB := f.newSP(t, testEntityB, testACS)
 	spElsewhere := f.newSP(t, "https://elsewhere.example.test/saml/metadata", "https://elsewhere.example.test/sso/saml/acs")
-	idpKey, idpCert := f.idp.key, f.idp.cert
+	idpKey, idpCert := f.idp.Key, f.idp.Cert
 	setText := func(el *etree.Element, path, text string) {
 		t.Helper()
 		target := el.FindElement(path)
@@ -343,7 +343,7 @@ func TestForgeHarness(t *testing.T) {
 	f := newFlow(t)
 	for _, sig := range []struct{ assertion, response bool }{{true, false}, {false, true}, {true, true}} {
 		resp, id := f.signIn(t, f.sp)
-		if _, err := f.sp.ParseResponse(context.Background(), forge(t, resp, nil, f.idp.key, f.idp.cert, sig.assertion, sig.response),
+		if _, err := f.sp.ParseResponse(context.Background(), forge(t, resp, nil, f.idp.Key, f.idp.Cert, sig.assertion, sig.response),
 			[]string{id}, time.Now()); err != nil {
 			t.Errorf("signed %+v: %v", sig, err)
 		}
