@@ -5,16 +5,14 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
 	"github.com/tenantauth/tenantauth/authserver/sso"
 	"github.com/tenantauth/tenantauth/authserver/sso/oidc"
+	"github.com/tenantauth/tenantauth/internal/netguard"
 )
 
 // ssoCookie carries a begun SSO sign-in's sealed flow (sso.Flow) from
@@ -62,8 +60,7 @@ func (s *Server) ssoSetup() {
 func defaultSSOHTTPClient(private bool) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	if !private {
-		d := &net.Dialer{Timeout: 10 * time.Second, Control: publicOnly}
-		t.DialContext = d.DialContext
+		t.DialContext = netguard.Dialer(10 * time.Second).DialContext
 		t.Proxy = nil // a proxy would dial for us, unchecked
 	}
 	return &http.Client{
@@ -212,26 +209,3 @@ func acceptsHTML(r *http.Request) bool {
 	}
 	return false
 }
-
-// publicOnly refuses to connect to an address that is not a public
-// unicast one: loopback, private (RFC 1918, unique local), link-local
-// (cloud metadata), shared (RFC 6598), unspecified or multicast.
-func publicOnly(_, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return fmt.Errorf("identity provider address %q: %w", host, err)
-	}
-	ip = ip.Unmap()
-	if !ip.IsGlobalUnicast() || ip.IsPrivate() || sharedAddressSpace.Contains(ip) {
-		return fmt.Errorf("refusing to connect to %s: not a public address (set --sso-allow-private-networks for an identity provider inside the network)", ip)
-	}
-	return nil
-}
-
-// sharedAddressSpace is RFC 6598's carrier-grade NAT range, which
-// netip does not count as private.
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")

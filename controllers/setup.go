@@ -24,6 +24,10 @@ type Options struct {
 	// DomainRecheckInterval and DomainRetryInterval space the lookups of
 	// verified and of pending domains; zero takes the defaults.
 	DomainRecheckInterval, DomainRetryInterval time.Duration
+	// SSOPrivateNetworks lets the SSOConnection controller fetch discovery
+	// and metadata from loopback and private addresses (an IdP inside the
+	// network, tests, dev); off, public addresses only (netguard).
+	SSOPrivateNetworks bool
 }
 
 // SetupWithManager registers every reconciler and the indexes they share.
@@ -46,7 +50,8 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("set up apikey controller: %w", err)
 	}
 	if err := (&SSOConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("tenantauth-ssoconnection"), SystemNamespace: o.SystemNamespace}).SetupWithManager(mgr); err != nil {
+		Recorder: mgr.GetEventRecorder("tenantauth-ssoconnection"), SystemNamespace: o.SystemNamespace,
+		HTTPClient: providerClient(o.SSOPrivateNetworks)}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ssoconnection controller: %w", err)
 	}
 	return nil

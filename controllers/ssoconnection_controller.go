@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
+	"github.com/tenantauth/tenantauth/internal/netguard"
 )
 
 // Defaults of the SSOConnection reconciler.
@@ -224,22 +225,32 @@ func (r *SSOConnectionReconciler) httpClient() *http.Client {
 	if r.HTTPClient != nil {
 		return r.HTTPClient
 	}
-	return defaultProviderClient
+	return providerClient(false)
 }
 
-// defaultProviderClient bounds every fetch and refuses redirects that
-// leave https, so a provider cannot send the operator to plain http.
-var defaultProviderClient = &http.Client{
-	Timeout: 10 * time.Second,
-	CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		if req.URL.Scheme != "https" {
-			return fmt.Errorf("refusing a redirect to %s: https only", req.URL.Scheme)
-		}
-		return nil
-	},
+// providerClient bounds every fetch and refuses redirects that leave
+// https, so a provider cannot send the operator to plain http. Unless
+// private is set, it connects to public addresses only: the URL is a
+// tenant admin's choice, and the operator sits in the cluster network.
+func providerClient(private bool) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if !private {
+		t.DialContext = netguard.Dialer(10 * time.Second).DialContext
+		t.Proxy = nil // a proxy would dial for us, unchecked
+	}
+	return &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: t,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			if req.URL.Scheme != "https" {
+				return fmt.Errorf("refusing a redirect to %s: https only", req.URL.Scheme)
+			}
+			return nil
+		},
+	}
 }
 
 func (r *SSOConnectionReconciler) recheckInterval() time.Duration {

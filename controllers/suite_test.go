@@ -93,6 +93,7 @@ func startManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := SetupWithManager(ctx, mgr, Options{InstallationKey: testKey, SystemNamespace: systemNS, Resolver: resolver,
+		SSOPrivateNetworks:    true, // the tests' identity providers run on 127.0.0.1
 		DomainRecheckInterval: time.Second, DomainRetryInterval: 500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}

@@ -132,6 +132,7 @@ func start(ctx context.Context, cfg *rest.Config, wh envtest.WebhookInstallOptio
 		AdmissionBypassGroups: "system:masters", WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort,
 		WebhookCertDir: wh.LocalServingCertDir, ManageWebhookCerts: false, EnableWebhooks: true,
 		DNSResolver: dnsSrv.Addr, DomainRecheckInterval: 5 * time.Second, DomainRetryInterval: 500 * time.Millisecond,
+		SSOPrivateNetworks: true, // the test's OpenID Provider runs on 127.0.0.1
 	})
 	if err != nil {
 		return nil, fmt.Errorf("operator: %w", err)

@@ -117,7 +117,7 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	operator, err := NewOperator(ctx, cfg, OperatorOptions{
 		Namespace: o.Namespace, MetricsAddr: "0", ProbeAddr: "0", AdmissionMode: "enforce", AdmissionBypassGroups: "system:masters",
 		WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort, WebhookCertDir: wh.LocalServingCertDir,
-		ManageWebhookCerts: false, EnableWebhooks: true, DNSResolver: o.DNSResolver,
+		ManageWebhookCerts: false, EnableWebhooks: true, DNSResolver: o.DNSResolver, SSOPrivateNetworks: true,
 	})
 	if err != nil {
 		return err

@@ -41,6 +41,8 @@ type OperatorOptions struct {
 	DNSResolver           string
 	DomainRecheckInterval time.Duration
 	DomainRetryInterval   time.Duration
+	// SSOPrivateNetworks is controllers.Options.SSOPrivateNetworks.
+	SSOPrivateNetworks bool
 }
 
 // Bind registers the flags on fs.
@@ -63,6 +65,7 @@ func (o *OperatorOptions) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.EnableWebhooks, "enable-webhooks", true, "serve the admission webhooks (false runs the controllers only)")
 	fs.StringVar(&o.OperatorUsername, "operator-service-account", "", "user name of the operator's own service account (default: derived from the in-cluster token)")
 	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: the system resolver)")
+	fs.BoolVar(&o.SSOPrivateNetworks, "sso-allow-private-networks", false, "let the SSOConnection controller fetch discovery and metadata from loopback and private addresses; off, only public addresses")
 	fs.DurationVar(&o.DomainRecheckInterval, "domain-recheck-interval", controllers.DefaultDomainRecheckInterval, "how often a verified domain's TXT record is looked up again")
 	fs.DurationVar(&o.DomainRetryInterval, "domain-retry-interval", controllers.DefaultDomainRetryInterval, "how often a domain not verified yet is looked up again")
 }
@@ -101,6 +104,7 @@ func NewOperator(ctx context.Context, cfg *rest.Config, o OperatorOptions) (ctrl
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
 		InstallationKey: key, SystemNamespace: o.Namespace, Resolver: resolver,
 		DomainRecheckInterval: o.DomainRecheckInterval, DomainRetryInterval: o.DomainRetryInterval,
+		SSOPrivateNetworks: o.SSOPrivateNetworks,
 	}); err != nil {
 		return nil, err
 	}

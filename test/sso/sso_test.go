@@ -101,6 +101,7 @@ func run(m *testing.M) int {
 		AdmissionBypassGroups: "system:masters", WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort,
 		WebhookCertDir: wh.LocalServingCertDir, ManageWebhookCerts: false, EnableWebhooks: true,
 		DNSResolver: dns.Addr, DomainRecheckInterval: 2 * time.Second, DomainRetryInterval: time.Second,
+		SSOPrivateNetworks: true, // the tests' identity providers run on 127.0.0.1
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "operator:", err)
