@@ -121,18 +121,12 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return problem.SAMLResponseMalformed.Because("the form could not be read")
 	}
-	c, err := r.Cookie(s.ssoCookieName())
-	http.SetCookie(w, s.ssoFlowCookie("", -1))
+	conn, flow, err := s.spendFlow(w, r, "saml")
 	if err != nil {
-		return problem.SSOStateInvalid.Because("no sign-in was started in this browser (the SSO cookie is missing or expired); start it again")
+		return err
 	}
-	flow, err := s.ssoSealer.Open(c.Value, s.cfg.Now())
-	if err != nil {
+	if flow.RequestID == "" {
 		return problem.SSOStateInvalid.New()
-	}
-	conn, ok := s.dir.SSOConnection(flow.Connection)
-	if !ok || conn.UID != flow.ConnectionUID || conn.OrgRef != flow.OrgRef || conn.Protocol != "saml" || flow.RequestID == "" {
-		return problem.SSOStateInvalid.Because("the SSO connection this sign-in began on has changed or is gone; start it again")
 	}
 	sp, err := s.samlSP(r.Context(), conn)
 	if err != nil {

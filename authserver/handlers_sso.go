@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantauth/tenantauth/authserver/directory"
 	"github.com/tenantauth/tenantauth/authserver/problem"
 	"github.com/tenantauth/tenantauth/authserver/sso"
 	"github.com/tenantauth/tenantauth/authserver/sso/oidc"
@@ -157,19 +158,9 @@ func (s *Server) handleSSOStart(w http.ResponseWriter, r *http.Request) error {
 // checks, then the sign-in. The cookie is spent whatever the outcome.
 func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
-	name := s.ssoCookieName()
-	c, err := r.Cookie(name)
-	http.SetCookie(w, s.ssoFlowCookie("", -1))
+	conn, flow, err := s.spendFlow(w, r, "oidc")
 	if err != nil {
-		return problem.SSOStateInvalid.Because("no sign-in was started in this browser (the SSO cookie is missing or expired); start it again")
-	}
-	flow, err := s.ssoSealer.Open(c.Value, s.cfg.Now())
-	if err != nil {
-		return problem.SSOStateInvalid.New()
-	}
-	conn, ok := s.dir.SSOConnection(flow.Connection)
-	if !ok || conn.UID != flow.ConnectionUID || conn.OrgRef != flow.OrgRef || conn.Protocol != "oidc" {
-		return problem.SSOStateInvalid.Because("the SSO connection this sign-in began on has changed or is gone; start it again")
+		return err
 	}
 	q := r.URL.Query()
 	id, err := s.oidc.Finish(r.Context(), conn, flow, oidc.Callback{
@@ -180,6 +171,26 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) erro
 	}
 	out, err := s.sso.SignIn(r.Context(), conn, id)
 	return s.answer(w, out, err)
+}
+
+// spendFlow spends the browser's flow cookie, whatever the outcome, and
+// returns the flow it seals with its connection, which must still be the
+// same object, of protocol.
+func (s *Server) spendFlow(w http.ResponseWriter, r *http.Request, protocol string) (*directory.SSOConnection, sso.Flow, error) {
+	c, err := r.Cookie(s.ssoCookieName())
+	http.SetCookie(w, s.ssoFlowCookie("", -1))
+	if err != nil {
+		return nil, sso.Flow{}, problem.SSOStateInvalid.Because("no sign-in was started in this browser (the SSO cookie is missing or expired); start it again")
+	}
+	flow, err := s.ssoSealer.Open(c.Value, s.cfg.Now())
+	if err != nil {
+		return nil, sso.Flow{}, problem.SSOStateInvalid.New()
+	}
+	conn, ok := s.dir.SSOConnection(flow.Connection)
+	if !ok || conn.UID != flow.ConnectionUID || conn.OrgRef != flow.OrgRef || conn.Protocol != protocol {
+		return nil, sso.Flow{}, problem.SSOStateInvalid.Because("the SSO connection this sign-in began on has changed or is gone; start it again")
+	}
+	return conn, flow, nil
 }
 
 func (s *Server) ssoCookieName() string {
