@@ -63,11 +63,13 @@ type APIKeyInfo struct {
 }
 
 // SigningKey is one key of an organization, prepared for use: the private
-// key for signing and the raw public key for fast verification.
+// key for signing (as a JWK, and raw as Signer) and the raw public key
+// for fast verification.
 type SigningKey struct {
 	KID        string
 	Algorithm  string
 	Private    jwk.Key
+	Signer     crypto.Signer
 	Public     crypto.PublicKey
 	ActiveFrom time.Time
 	RetiresAt  time.Time
@@ -420,7 +422,7 @@ func PrepareKeySet(set *signingkeys.Set) (*KeySet, error) {
 			return nil, fmt.Errorf("key %s cannot sign", e.KID)
 		}
 		ks.Keys = append(ks.Keys, &SigningKey{KID: e.KID, Algorithm: e.Algorithm, Private: e.Key,
-			Public: signer.Public(), ActiveFrom: e.ActiveFrom, RetiresAt: e.RetiresAt})
+			Signer: signer, Public: signer.Public(), ActiveFrom: e.ActiveFrom, RetiresAt: e.RetiresAt})
 	}
 	return ks, nil
 }

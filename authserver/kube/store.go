@@ -239,11 +239,12 @@ func (s *Store) Create(ctx context.Context, r *store.Record) error {
 // Update applies change by compare-and-swap on the Secret's
 // resourceVersion, re-reading and retrying on conflict.
 func (s *Store) Update(ctx context.Context, kind, id string, change func(*store.Record) error) (*store.Record, error) {
-	return store.RetryUpdate(ctx, s.Get, s.swap, kind, id, change)
+	return store.RetryUpdate(ctx, s.Get, s.Swap, kind, id, change)
 }
 
-// swap replaces a record if its Version is still current.
-func (s *Store) swap(ctx context.Context, r *store.Record) error {
+// Swap replaces a record if its Version is still current (see
+// store.Swapper).
+func (s *Store) Swap(ctx context.Context, r *store.Record) error {
 	sec := s.toSecret(r)
 	sec.ResourceVersion = r.Version
 	if err := s.client.Update(ctx, sec); err != nil {

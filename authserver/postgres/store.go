@@ -47,6 +47,7 @@ var (
 	_ store.RevocationView = (*Store)(nil)
 	_ store.Limiter        = (*Store)(nil)
 	_ store.Readier        = (*Store)(nil)
+	_ store.Swapper        = (*Store)(nil)
 )
 
 // gcBatch bounds the rows one garbage-collection statement deletes, so
@@ -211,6 +212,14 @@ func published(kind string) bool { return kind == store.KindSession || kind == s
 const swapSQL = `UPDATE tenantauth_records SET version = nextval('tenantauth_record_version'),
 	user_id = $4, revoked = $5, expires_at = $6, data = $7
 	WHERE kind = $1 AND id = $2 AND version = $3 RETURNING version`
+
+// Swap writes r if its version is still current (see store.Swapper). Not
+// knowing whether r was revoked before, it publishes every revoked
+// session or family it writes; a second publication of one revocation is
+// harmless.
+func (s *Store) Swap(ctx context.Context, r *store.Record) error {
+	return s.swap(ctx, r, r.Revoked && published(r.Kind))
+}
 
 // swap writes r if its version is still current.
 func (s *Store) swap(ctx context.Context, r *store.Record, revoking bool) error {

@@ -173,17 +173,17 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 	}
 	sid := IDPrefix + id
 	// The family never changes, so it is checked once, before the update
-	// (whose change may not call the store).
-	var first struct {
-		FamilyID string `json:"family_id"`
-	}
-	if _, err := store.Load(ctx, s.store, store.KindSession, sid, &first); err != nil {
+	// (whose change may not call the store). The record read for it is
+	// the update's first attempt too (store.ModifyFrom).
+	read := new(Session)
+	rec, err := store.Load(ctx, s.store, store.KindSession, sid, read)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errInvalidRefresh
 		}
 		return nil, err
 	}
-	if err := s.CheckFamily(ctx, first.FamilyID); err != nil {
+	if err := s.CheckFamily(ctx, read.FamilyID); err != nil {
 		return nil, err
 	}
 	var (
@@ -194,7 +194,7 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		now     time.Time
 		errSpnt = errors.New("not the current refresh token")
 	)
-	_, sess, err := store.Modify(ctx, s.store, store.KindSession, sid, func(rec *store.Record, sess *Session) error {
+	_, sess, err := store.ModifyFrom(ctx, s.store, rec, read, func(rec *store.Record, sess *Session) error {
 		now = s.cfg.Now().UTC()
 		if sess.RevokedAt != nil {
 			return problem.SessionRevoked.Because("the session has ended; log in again")

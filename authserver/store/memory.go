@@ -19,6 +19,7 @@ type MemoryStore struct {
 var (
 	_ Store        = (*MemoryStore)(nil)
 	_ HeaderReader = (*MemoryStore)(nil)
+	_ Swapper      = (*MemoryStore)(nil)
 )
 
 // NewMemoryStore returns an empty store.
@@ -95,6 +96,24 @@ func (m *MemoryStore) Update(_ context.Context, kind, id string, change func(*Re
 	r.Version = strconv.FormatInt(m.version, 10)
 	m.records[k] = cloneRecord(r)
 	return r, nil
+}
+
+// Swap writes r if its Version is still the stored one (see Swapper).
+func (m *MemoryStore) Swap(_ context.Context, r *Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey(r.Kind, r.ID)
+	cur, ok := m.records[k]
+	switch {
+	case !ok:
+		return ErrNotFound
+	case cur.Version != r.Version:
+		return ErrConflict
+	}
+	m.version++
+	r.Version = strconv.FormatInt(m.version, 10)
+	m.records[k] = cloneRecord(r)
+	return nil
 }
 
 // Delete removes a record; a missing one is not an error.

@@ -39,3 +39,14 @@ type Limiter interface {
 type Readier interface {
 	Ready() error
 }
+
+// Swapper is a backend whose write is a compare-and-swap on Version, so a
+// caller that has just read a record can write it without reading it
+// again (see UpdateFrom). Swap writes r if r.Version is still the stored
+// version and sets r.Version to the new one; it returns ErrConflict when
+// somebody wrote the record since, and ErrNotFound when it is gone. A
+// swap that revokes a session or family publishes the revocation like
+// Update does.
+type Swapper interface {
+	Swap(ctx context.Context, r *Record) error
+}

@@ -160,6 +160,64 @@ func Modify[T any](ctx context.Context, st Store, kind, id string, change func(*
 	return rec, v, nil
 }
 
+// UpdateFrom is Update for a caller that has just read r: on a Swapper
+// backend the first attempt applies change to r (which it may edit) and
+// swaps it in without a second read; when somebody wrote the record in
+// between, it falls back to Update, which reads it again and calls change
+// again. Single use still rests on the compare-and-swap.
+func UpdateFrom(ctx context.Context, st Store, r *Record, change func(*Record) error) (*Record, error) {
+	sw, ok := st.(Swapper)
+	if !ok {
+		return st.Update(ctx, r.Kind, r.ID, change)
+	}
+	kind, id := r.Kind, r.ID
+	if err := change(r); err != nil {
+		if errors.Is(err, ErrUnchanged) {
+			return r, nil
+		}
+		return nil, err
+	}
+	r.Kind, r.ID = kind, id
+	err := sw.Swap(ctx, r)
+	if errors.Is(err, ErrConflict) {
+		return st.Update(ctx, kind, id, change)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ModifyFrom is Modify for a caller that has just read rec and decoded it
+// into v: the first attempt changes v without reading or decoding again
+// (see UpdateFrom); a retry after a conflict decodes a fresh value.
+func ModifyFrom[T any](ctx context.Context, st Store, rec *Record, v *T, change func(*Record, *T) error) (*Record, *T, error) {
+	first := true
+	out := v
+	stored, err := UpdateFrom(ctx, st, rec, func(r *Record) error {
+		if !first {
+			out = new(T)
+			if err := json.Unmarshal(r.Data, out); err != nil {
+				return fmt.Errorf("decode %s record %s: %w", r.Kind, r.ID, err)
+			}
+		}
+		first = false
+		if err := change(r, out); err != nil {
+			return err
+		}
+		data, err := json.Marshal(out)
+		if err != nil {
+			return fmt.Errorf("encode %s record: %w", r.Kind, err)
+		}
+		r.Data = data
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return stored, out, nil
+}
+
 // Upsert is Modify for a record that may not exist yet: a missing record
 // starts as fresh (the zero T), and is created; losing that creation to
 // another writer re-runs change on what the winner wrote.

@@ -4,11 +4,14 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"time"
@@ -47,13 +50,69 @@ type Header struct {
 // clockSkew is the leeway on exp, nbf and iat.
 const clockSkew = 30 * time.Second
 
-// Sign signs claims with key through jwx, with the header alg, kid and
-// typ at+jwt (RFC 9068).
+// Sign signs claims with key, with the header alg, kid and typ at+jwt
+// (RFC 9068). The key's raw Signer signs directly; a key prepared without
+// one goes through jwx.
 func Sign(c *Claims, key *directory.SigningKey) (string, error) {
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", err
 	}
+	if key.Signer == nil {
+		return signJWX(payload, key)
+	}
+	hdr, err := json.Marshal(Header{Alg: key.Algorithm, Kid: key.KID, Typ: "at+jwt"})
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	out := make([]byte, 0, enc.EncodedLen(len(hdr))+enc.EncodedLen(len(payload))+enc.EncodedLen(512)+2)
+	out = enc.AppendEncode(out, hdr)
+	out = append(out, '.')
+	out = enc.AppendEncode(out, payload)
+	sig, err := signInput(key, out)
+	if err != nil {
+		return "", fmt.Errorf("sign with key %s: %w", key.KID, err)
+	}
+	out = append(out, '.')
+	out = enc.AppendEncode(out, sig)
+	return string(out), nil
+}
+
+// signInput signs a JWS signing input with the key's own algorithm: the
+// counterpart of VerifySignature.
+func signInput(key *directory.SigningKey, input []byte) ([]byte, error) {
+	switch priv := key.Signer.(type) {
+	case *ecdsa.PrivateKey:
+		if key.Algorithm != "ES256" || priv.Curve != elliptic.P256() {
+			break
+		}
+		sum := sha256.Sum256(input)
+		r, s, err := ecdsa.Sign(rand.Reader, priv, sum[:])
+		if err != nil {
+			return nil, err
+		}
+		// JWS wants r and s as two 32-byte big-endian halves (RFC 7518
+		// section 3.4), not ASN.1.
+		sig := make([]byte, 64)
+		r.FillBytes(sig[:32])
+		s.FillBytes(sig[32:])
+		return sig, nil
+	case ed25519.PrivateKey:
+		if key.Algorithm == "EdDSA" {
+			return ed25519.Sign(priv, input), nil
+		}
+	case *rsa.PrivateKey:
+		if key.Algorithm == "RS256" {
+			sum := sha256.Sum256(input)
+			return rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, sum[:])
+		}
+	}
+	return nil, fmt.Errorf("algorithm %s does not fit the key", key.Algorithm)
+}
+
+// signJWX signs through jwx, for a key without a raw Signer.
+func signJWX(payload []byte, key *directory.SigningKey) (string, error) {
 	h := jws.NewHeaders()
 	_ = h.Set(jws.KeyIDKey, key.KID)
 	_ = h.Set(jws.TypeKey, "at+jwt")

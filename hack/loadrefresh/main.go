@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,8 +58,21 @@ func main() {
 	scale := flag.Int("scale", 0, "with postgres: seed this many live sessions and compare with 1,000")
 	gc := flag.Int("gc", 0, "with postgres: seed this many expired sessions and time their collection")
 	flag.BoolVar(&durable, "durable", true, "run PostgreSQL with fsync and synchronous commit on (envtest's etcd runs without fsync)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (auth server and load generator) to the file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "-cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*duration, *workers, *stores, *scale, *gc); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -137,6 +137,65 @@ func Run(t *testing.T, st store.Store) {
 		}
 	})
 
+	t.Run("update from a read: a stale read falls back to a fresh one", func(t *testing.T) {
+		r := &store.Record{Kind: store.KindToken, ID: id("from"), Data: []byte(`{"n":1}`)}
+		if err := st.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		read, err := st.Get(ctx, store.KindToken, id("from"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale := *read
+		// Fresh: the change sees what was read, once.
+		calls := 0
+		got, err := store.UpdateFrom(ctx, st, read, func(r *store.Record) error {
+			calls++
+			if string(r.Data) != `{"n":1}` {
+				return fmt.Errorf("change saw %s", r.Data)
+			}
+			r.Data = []byte(`{"n":2}`)
+			return nil
+		})
+		if err != nil || calls != 1 || got.Version == stale.Version {
+			t.Fatalf("update from a fresh read: %+v, %v, %d calls", got, err, calls)
+		}
+		// Stale: the write in between wins and the change runs again on it,
+		// so a token spent since the read is never spent twice.
+		var seen []string
+		got, err = store.UpdateFrom(ctx, st, &stale, func(r *store.Record) error {
+			seen = append(seen, string(r.Data))
+			if string(r.Data) != `{"n":2}` {
+				r.Data = []byte(`{"n":"lost"}`)
+				return nil
+			}
+			r.Data = []byte(`{"n":3}`)
+			return nil
+		})
+		if err != nil || string(got.Data) != `{"n":3}` {
+			t.Fatalf("update from a stale read: %+v, %v", got, err)
+		}
+		if _, ok := st.(store.Swapper); ok && (len(seen) != 2 || seen[1] != `{"n":2}`) {
+			t.Fatalf("a stale read was not re-read: the change saw %q", seen)
+		}
+		final, err := st.Get(ctx, store.KindToken, id("from"))
+		if err != nil || string(final.Data) != `{"n":3}` {
+			t.Fatalf("stored %+v, %v", final, err)
+		}
+		if sw, ok := st.(store.Swapper); ok {
+			if err := sw.Swap(ctx, &stale); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("swap of a stale version: %v, want ErrConflict", err)
+			}
+			ghost := &store.Record{Kind: store.KindToken, ID: id("from-ghost"), Version: final.Version, Data: []byte(`{}`)}
+			if err := sw.Swap(ctx, ghost); !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("swap of a missing record: %v, want ErrNotFound or ErrConflict", err)
+			}
+			if _, err := st.Get(ctx, store.KindToken, id("from-ghost")); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("swap of a missing record made it: %v", err)
+			}
+		}
+	})
+
 	t.Run("list by user", func(t *testing.T) {
 		for i, u := range []string{"usr_bob", "usr_bob", "usr_carol"} {
 			r := &store.Record{Kind: store.KindSession, ID: id(fmt.Sprintf("l%d", i)), UserID: u, Data: []byte(`{}`)}
