@@ -229,3 +229,60 @@ func TestSSORequired(t *testing.T) {
 		t.Fatalf("SSO sign-in: %d %v", status, body)
 	}
 }
+
+// TestSSORequiredStopsEarlierSessions: a member's password session made
+// before the organization required single sign-on is not a way around
+// it. Its next refresh answers 403 sso_required (so it ends within one
+// access-token lifetime), while the owner's break-glass session and an
+// SSO session keep refreshing, and turning the requirement off lets the
+// member's session refresh again.
+func TestSSORequiredStopsEarlierSessions(t *testing.T) {
+	h := newSSOHarness(t)
+	h.addMember("demo/acme", "member@acme.test", "member", "member-password-1")
+	h.addMember("demo/acme", "owner@acme.test", "owner", "owner-password-1")
+	login := func(email, password string) string {
+		t.Helper()
+		r := h.do("POST", "/auth/login", map[string]string{"email": email, "password": password, "organization": "acme"})
+		if r.status != http.StatusOK || r.str("refresh_token") == "" {
+			t.Fatalf("login %s: %d %v", email, r.status, r.body)
+		}
+		return r.str("refresh_token")
+	}
+	refresh := func(tok *string) response {
+		t.Helper()
+		r := h.do("POST", "/auth/refresh", map[string]string{"refresh_token": *tok})
+		if r.status == http.StatusOK {
+			*tok = r.str("refresh_token")
+		}
+		return r
+	}
+	member, owner := login("member@acme.test", "member-password-1"), login("owner@acme.test", "owner-password-1")
+	status, body := h.browser().signIn(map[string]string{"organization": "acme"}, alice)
+	if status != http.StatusOK {
+		t.Fatalf("SSO sign-in: %d %v", status, body)
+	}
+	sso, _ := body["refresh_token"].(string)
+	if sso == "" {
+		t.Fatalf("SSO sign-in gave no refresh token: %v", body)
+	}
+
+	required := *h.org("demo/acme")
+	required.SSORequired = true
+	h.dir.PutOrg(&required)
+	if r := refresh(&member); r.status != http.StatusForbidden || r.errCode() != "sso_required" {
+		t.Fatalf("member's earlier password session refreshed after ssoRequired: %d %v", r.status, r.body)
+	}
+	if r := refresh(&owner); r.status != http.StatusOK {
+		t.Fatalf("owner's break-glass session: %d %v", r.status, r.body)
+	}
+	if r := refresh(&sso); r.status != http.StatusOK {
+		t.Fatalf("SSO session: %d %v", r.status, r.body)
+	}
+
+	optional := required
+	optional.SSORequired = false
+	h.dir.PutOrg(&optional)
+	if r := refresh(&member); r.status != http.StatusOK {
+		t.Fatalf("member's session once ssoRequired is off again: %d %v", r.status, r.body)
+	}
+}

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
-	"github.com/tenantauth/tenantauth/api/consts"
-	"github.com/tenantauth/tenantauth/authserver/problem"
 
 	"github.com/tenantauth/tenantauth/authserver/session"
 
@@ -33,7 +30,7 @@ func (s *Service) CompleteLogin(ctx context.Context, u session.User, amr []strin
 // new family). When the store cannot say whether a second factor is owed,
 // the answer is its error (503), never a session.
 func (s *Service) CompleteLoginIn(ctx context.Context, u session.User, amr []string, m directory.Membership, p *session.Pending, lin *session.Lineage) (*LoginOutcome, error) {
-	if err := SSOGate(m, amr); err != nil {
+	if err := session.SSOGate(m, amr); err != nil {
 		return nil, err
 	}
 	owed, err := s.mfaOwed(ctx, u, amr, m.Org)
@@ -71,18 +68,6 @@ func (s *Service) CompleteLoginIn(ctx context.Context, u session.User, amr []str
 		return nil, err
 	}
 	return &LoginOutcome{Session: resp}, nil
-}
-
-// SSOGate refuses a sign-in that did not come through the organization's
-// identity provider when the organization requires single sign-on
-// (authMethods.ssoRequired). Owners pass: the break-glass way in when the
-// IdP is down or misconfigured. Every way into a session ends here, so
-// password, magic link, signup and their second factors are all covered.
-func SSOGate(m directory.Membership, amr []string) error {
-	if !m.Org.SSORequired || slices.Contains(amr, "sso") || m.Member.Role == consts.RoleOwner {
-		return nil
-	}
-	return problem.SSORequired.New()
 }
 
 // LoginOutcome is how a proven sign-in ends: a session, or an

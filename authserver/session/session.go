@@ -215,6 +215,9 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		if !ok || s.removals.EndedBefore(sess.Email, org.Ref, sess.CreatedAt) {
 			return problem.MembershipInactive.Because("the membership was disabled or removed")
 		}
+		if err := SSOGate(directory.Membership{Member: m, Org: org}, sess.AMR); err != nil {
+			return err
+		}
 		role = m.Role
 		var nextHash string
 		next, _, nextHash = newOpaqueFor(token.PrefixRefresh, id)

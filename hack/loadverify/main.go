@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -42,7 +43,19 @@ func main() {
 	extJWT := flag.String("jwt", "", "with -url: an access token of the organization -org")
 	extKey := flag.String("api-key", "", "with -url: an API key of -org with scope read")
 	org := flag.String("org", "acme", "with -url: the organization's slug")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the in-process server to the file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "-cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		fmt.Fprintln(os.Stderr, "loadverify needs wrk: apt-get install -y wrk")
 		os.Exit(2)
