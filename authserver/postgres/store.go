@@ -48,6 +48,7 @@ var (
 	_ store.Limiter        = (*Store)(nil)
 	_ store.Readier        = (*Store)(nil)
 	_ store.Swapper        = (*Store)(nil)
+	_ store.HeaderReader   = (*Store)(nil)
 )
 
 // gcBatch bounds the rows one garbage-collection statement deletes, so
@@ -157,6 +158,20 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*store.Record, error)
 		return nil, fmt.Errorf("read %s record: %w", kind, err)
 	}
 	return r, nil
+}
+
+// GetHeader reads a record's owner and revocation without its data (the
+// family check of every refresh).
+func (s *Store) GetHeader(ctx context.Context, kind, id string) (store.Header, error) {
+	var h store.Header
+	err := s.pool.QueryRow(ctx, "SELECT user_id, revoked FROM tenantauth_records WHERE kind = $1 AND id = $2", kind, id).Scan(&h.UserID, &h.Revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Header{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Header{}, fmt.Errorf("read %s record: %w", kind, err)
+	}
+	return h, nil
 }
 
 // Create inserts a record that must not exist yet.
