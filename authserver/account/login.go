@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/tenantauth/tenantauth/authserver/session"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
