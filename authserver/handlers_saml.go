@@ -31,14 +31,23 @@ func (s *Server) samlEntityID(o *directory.Org) string {
 
 func (s *Server) samlACSURL() string { return s.cfg.PublicURL + s.cfg.PathPrefix + "/sso/saml/acs" }
 
-// samlSP builds the service provider of conn: its organization's entity
-// ID, and the IdP's metadata from the connection (inline, or fetched
-// through the guarded SSO client).
-func (s *Server) samlSP(ctx context.Context, conn *directory.SSOConnection) (*saml.SP, error) {
+// samlSP is the service provider of conn: its organization's entity ID,
+// and the IdP's metadata from the connection, kept for as long as the
+// connection is the same (saml_providers.go).
+func (s *Server) samlSP(ctx context.Context, conn *directory.SSOConnection) (*saml.SP, string, error) {
 	org, ok := s.dir.OrgByRef(conn.OrgRef)
 	if !ok {
-		return nil, problem.SSONotConfigured.New()
+		return nil, "", problem.SSONotConfigured.New()
 	}
+	entityID := s.samlEntityID(org)
+	sp, err := s.samlSPs.get(ctx, conn, entityID)
+	return sp, entityID, err
+}
+
+// buildSAMLSP builds the service provider of conn for entityID, with the
+// IdP's metadata from the connection (inline, or fetched through the
+// guarded SSO client).
+func (s *Server) buildSAMLSP(ctx context.Context, conn *directory.SSOConnection, entityID string) (*saml.SP, error) {
 	raw := []byte(conn.SAMLMetadataXML)
 	if len(raw) == 0 {
 		var err error
@@ -52,8 +61,22 @@ func (s *Server) samlSP(ctx context.Context, conn *directory.SSOConnection) (*sa
 		s.log.Info("SAML metadata unusable", "connection", conn.Ref, "reason", err.Error())
 		return nil, problem.SSOUnavailable.Because("the organization's identity provider metadata is unusable; ask an administrator")
 	}
-	return saml.New(saml.Config{EntityID: s.samlEntityID(org), ACSURL: s.samlACSURL(), IdP: idp,
+	return saml.New(saml.Config{EntityID: entityID, ACSURL: s.samlACSURL(), IdP: idp,
 		EmailAttribute: conn.ClaimEmail, GroupsAttribute: conn.ClaimGroups, Replay: saml.StoreReplayCache{Store: s.store}})
+}
+
+// samlSourceAt is the source of the SAML connection served at ref, for
+// the SP cache to drop the entries of connections gone or changed.
+func (s *Server) samlSourceAt(ref string) (samlSource, bool) {
+	conn, ok := s.dir.SSOConnection(ref)
+	if !ok || conn.Protocol != "saml" {
+		return samlSource{}, false
+	}
+	org, ok := s.dir.OrgByRef(conn.OrgRef)
+	if !ok {
+		return samlSource{}, false
+	}
+	return samlSourceOf(conn, s.samlEntityID(org)), true
 }
 
 // fetchSAMLMetadata reads an IdP's metadata document.
@@ -79,7 +102,7 @@ func (s *Server) fetchSAMLMetadata(ctx context.Context, url string) ([]byte, err
 // samlStart begins a SAML sign-in: the IdP's sign-on URL with an
 // AuthnRequest, and the flow that remembers its ID.
 func (s *Server) samlStart(ctx context.Context, conn *directory.SSOConnection) (string, sso.Flow, error) {
-	sp, err := s.samlSP(ctx, conn)
+	sp, _, err := s.samlSP(ctx, conn)
 	if err != nil {
 		return "", sso.Flow{}, err
 	}
@@ -128,11 +151,20 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) error {
 	if flow.RequestID == "" {
 		return problem.SSOStateInvalid.New()
 	}
-	sp, err := s.samlSP(r.Context(), conn)
+	sp, entityID, err := s.samlSP(r.Context(), conn)
 	if err != nil {
 		return err
 	}
-	a, err := sp.ParseResponse(r.Context(), strings.TrimSpace(r.PostForm.Get("SAMLResponse")), []string{flow.RequestID}, s.cfg.Now())
+	samlResponse := strings.TrimSpace(r.PostForm.Get("SAMLResponse"))
+	a, err := sp.ParseResponse(r.Context(), samlResponse, []string{flow.RequestID}, s.cfg.Now())
+	if saml.SignatureFailed(err) {
+		// Maybe the IdP rotated its certificate since its metadata was
+		// fetched: fetch it again (at most once a minute) and check once
+		// more. Nothing was recorded as used by the failed check.
+		if fresh := s.samlSPs.refresh(r.Context(), conn, entityID, sp); fresh != nil {
+			a, err = fresh.ParseResponse(r.Context(), samlResponse, []string{flow.RequestID}, s.cfg.Now())
+		}
+	}
 	if err != nil {
 		return err
 	}

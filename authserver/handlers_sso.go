@@ -33,7 +33,7 @@ const (
 func WithSSOHTTPClient(c *http.Client) Option { return func(s *Server) { s.ssoHTTP = c } }
 
 // ssoSetup builds the SSO side of the server: the flow sealer, the OIDC
-// client and the sign-in service.
+// client, the SAML service providers' cache and the sign-in service.
 func (s *Server) ssoSetup() {
 	sealer, err := sso.NewSealer(deriveKey(s.cfg.Secret, "tenantauth sso flow seal v1"))
 	if err != nil {
@@ -44,6 +44,8 @@ func (s *Server) ssoSetup() {
 		s.ssoHTTP = defaultSSOHTTPClient(s.cfg.SSOPrivateNetworks)
 	}
 	s.oidc = &oidc.Client{HTTP: s.ssoHTTP, RedirectURL: s.cfg.PublicURL + s.cfg.PathPrefix + "/sso/oidc/callback", Now: s.cfg.Now}
+	s.samlSPs = &samlProviders{now: s.cfg.Now, log: s.log.WithName("saml"), build: s.buildSAMLSP,
+		current: s.samlSourceAt, max: samlProvidersMax}
 	s.sso = &sso.Service{Dir: s.dir, Accounts: s.accounts, UserFor: s.userFor, Log: s.log.WithName("sso")}
 	if w, ok := s.members.(sso.MembershipWriter); ok {
 		s.sso.Members = w

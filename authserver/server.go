@@ -152,6 +152,8 @@ type Server struct {
 	oidc      *oidc.Client
 	ssoHTTP   *http.Client
 	ssoSealer *sso.Sealer
+	// samlSPs keeps the SAML connections' service providers.
+	samlSPs *samlProviders
 }
 
 // Option adjusts a Server.

@@ -193,6 +193,13 @@ func (sp *SP) ParseResponse(ctx context.Context, samlResponse string, possibleRe
 	return out, nil
 }
 
+// SignatureFailed reports whether err, from ParseResponse, refused the
+// response for its signature: made with a certificate the IdP's metadata
+// does not list (or not valid now), or not verifying. Metadata fetched
+// again may list a certificate the IdP rotated to; nothing was recorded
+// as used, so the response may be checked again.
+func SignatureFailed(err error) bool { return errors.Is(err, crewjam.ErrInvalidSignature) }
+
 // decodeResponse reads the posted value and passes it through the XML
 // guard, so that the library only ever parses a document with no DTD,
 // exactly one assertion and at least one signature where one counts.
