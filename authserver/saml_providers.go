@@ -37,7 +37,9 @@ import (
 //     administrator changes the connection.
 //   - Fail closed: with no SP built for a source, a fetch or parse that
 //     fails answers what it answers without the cache (503
-//     sso_unavailable), never a session.
+//     sso_unavailable), never a session. That answer is kept for
+//     samlMetadataFailWait, so unauthenticated requests to a connection
+//     whose IdP is down do not each make the server fetch again.
 //   - At most samlProvidersMax entries are kept; adding one first drops
 //     the entries of connections that are gone or changed, then the least
 //     recently used.
@@ -50,6 +52,7 @@ const (
 	samlMetadataRetry    = time.Minute
 	samlMetadataMaxStale = time.Hour
 	samlProvidersMax     = 1000
+	samlMetadataFailWait = 5 * time.Second
 )
 
 // samlSource is everything of a connection its service provider is built
@@ -95,6 +98,9 @@ type samlProvider struct {
 	// err is the last build's error, for those who waited on it.
 	loading chan struct{}
 	err     error
+	// failedAt is when a build failed with no SP to fall back on; until
+	// samlMetadataFailWait after it, err is the answer without a fetch.
+	failedAt time.Time
 }
 
 // fetched reports whether the entry's metadata comes from a URL.
@@ -129,6 +135,10 @@ func (c *samlProviders) get(ctx context.Context, conn *directory.SSOConnection, 
 			sp := e.sp
 			c.mu.Unlock()
 			return sp, nil
+		case e.sp == nil && e.loading == nil && e.err != nil && now.Before(e.failedAt.Add(samlMetadataFailWait)):
+			err := e.err
+			c.mu.Unlock()
+			return nil, err
 		case e.loading == nil:
 			return c.load(ctx, conn, e) // unlocks
 		}
@@ -201,10 +211,7 @@ func (c *samlProviders) load(ctx context.Context, conn *directory.SSOConnection,
 			"fetchedAt", e.builtAt.UTC().Format(time.RFC3339), "retryAt", e.nextFetch.UTC().Format(time.RFC3339))
 		return e.sp, nil
 	}
-	e.sp = nil
-	if c.entries[conn.Ref] == e {
-		delete(c.entries, conn.Ref)
-	}
+	e.sp, e.failedAt = nil, now
 	return nil, err
 }
 

@@ -148,6 +148,9 @@ func TestSAMLProvidersRefetchAfterTTL(t *testing.T) {
 	}
 	wantGETs(t, idp, 5, "down past the stale bound")
 	idp.FailMetadata(0)
+	samlStart(t, h, "globex", http.StatusServiceUnavailable, "")
+	wantGETs(t, idp, 5, "up again, within the failure's wait")
+	h.clock.Add(samlMetadataFailWait)
 	samlStart(t, h, "globex", http.StatusOK, idp.Srv.URL)
 	wantGETs(t, idp, 6, "up again")
 }
@@ -164,11 +167,12 @@ func TestSAMLProvidersFailClosed(t *testing.T) {
 			t.Fatalf("start, metadata down: %d %s %v", r.status, r.raw, r.cookies)
 		}
 	}
-	wantGETs(t, idp, 2, "a failure is not kept")
-	if n := h.srv.samlSPs.len(); n != 0 {
-		t.Fatalf("%d entries kept after failures", n)
-	}
+	wantGETs(t, idp, 1, "a failure is the answer for a few seconds, without a fetch per request")
+	h.clock.Add(samlMetadataFailWait)
+	samlStart(t, h, "globex", http.StatusServiceUnavailable, "")
+	wantGETs(t, idp, 2, "a failure is not kept past its wait")
 	idp.FailMetadata(0)
+	h.clock.Add(samlMetadataFailWait)
 
 	// A flow begun, the IdP's genuine response, and then the connection
 	// changes and its metadata cannot be fetched: the ACS must not use
