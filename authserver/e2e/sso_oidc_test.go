@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
-	"github.com/tenantauth/tenantauth/internal/domains"
 	"github.com/tenantauth/tenantauth/internal/oidctest"
 	"github.com/tenantauth/tenantauth/internal/trust"
 )
@@ -31,25 +30,7 @@ func TestSSOOIDC(t *testing.T) {
 	const domain = "sso-corp.test"
 	const clientSecret = "e2e-oidc-client-secret-7f3a"
 	tn := newTenant(t, "ssocorp", tav1.OrganizationSpec{Domains: []tav1.Domain{{Name: domain}}})
-	// The token the operator publishes in status is the only thing read
-	// from status here, as the administrator does.
-	var token string
-	eventually(t, "verification token", func() bool {
-		o := &tav1.Organization{}
-		if k8s.Get(ctx, client.ObjectKey{Namespace: tn.ns, Name: tn.name}, o) != nil {
-			return false
-		}
-		for _, d := range o.Status.Domains {
-			if d.Name == domain && d.VerificationToken != "" {
-				token = d.VerificationToken
-			}
-		}
-		return token != ""
-	})
-	dnsSrv.SetTXT(domains.ChallengeName(domain), token)
-	eventually(t, "domain verified for the organization in the auth server", func() bool {
-		return srv.Directory().DomainVerifiedFor(domain, tn.ns+"/"+tn.name)
-	})
+	tn.verifyDomain(t, domain)
 
 	op := oidctest.Start(t, oidctest.Client{ID: "tenantauth-e2e", Secret: clientSecret, RedirectURI: publicURL + "/sso/oidc/callback"})
 	dana := oidctest.User{Email: "dana@" + domain, Password: "dana-idp-pw"} // email_verified false: the domain vouches
