@@ -145,3 +145,11 @@ helm-lint: $(HELM) ## Lint and render the chart with its default and cert-manage
 	$(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) \
 		--set store.backend=postgres --set store.postgres.existingSecret=tenantauth-postgres | grep -q -- '--postgres-dsn-file=/etc/tenantauth/postgres/dsn'
 	! $(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) --set store.backend=postgres >/dev/null 2>&1
+	@# --sso-allow-private-networks reaches both Deployments only when sso.allowPrivateNetworks is set.
+	for d in authserver operator; do \
+		$(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) --show-only templates/$$d-deployment.yaml \
+			--set sso.allowPrivateNetworks=true | grep -qx -- ' *- --sso-allow-private-networks' || { echo "$$d: no --sso-allow-private-networks with sso.allowPrivateNetworks=true"; exit 1; }; \
+		! $(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) --show-only templates/$$d-deployment.yaml \
+			| grep -q -- '--sso-allow-private-networks' || { echo "$$d: --sso-allow-private-networks without sso.allowPrivateNetworks"; exit 1; }; \
+	done
+	! $(HELM) template tenantauth charts/tenantauth -n tenantauth-system --kube-version $(KUBE_VERSION) --set sso.allowPrivateNetworks=yes >/dev/null 2>&1

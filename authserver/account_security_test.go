@@ -124,6 +124,9 @@ func TestRecoveryCodesAreLongAndKeyed(t *testing.T) {
 // notice, and registers bob@acme.com with her password. Bob follows the
 // genuine mail. Bob joins evil, signed in by email; Eve's password opens
 // neither organization; bob's own password opens both; bob is told.
+// Self-signup admits only domains verified for the organization
+// (TestSignupNeedsAVerifiedDomain), so here evil holds acme.com's claim:
+// whoever verified a domain still never sets its people's credentials.
 func TestSignupNeverChangesCredentials(t *testing.T) {
 	const (
 		bobPW = "bob's own passphrase"
@@ -139,6 +142,7 @@ func TestSignupNeverChangesCredentials(t *testing.T) {
 			h := newFlowHarness(t)
 			evil := h.addOrg("eve/evil", "org_evil", "evil", bait, "ES256")
 			evil.SignupDomain = []string{"acme.com"}
+			h.dir.PutVerifiedDomain("acme.com", "eve/evil")
 			h.addMember("demo/acme", "bob@acme.com", "member", bobPW)
 			h.addMember("demo/acme", "carol@acme.com", "member", "carol's passphrase")
 			var secret string

@@ -59,3 +59,31 @@ func TestChartDefaultsBehindIngressNginx(t *testing.T) {
 		t.Fatalf("another client behind the same ingress: %d", code)
 	}
 }
+
+// TestChartDefaultKeepsSSOOffPrivateNetworks reads the chart's default
+// sso.allowPrivateNetworks (the Deployments pass --sso-allow-private-networks
+// only when it is true; make helm-lint checks the rendering) and plays it:
+// by default a tenant's issuer on loopback is never dialled, so an
+// unauthenticated /sso/start cannot make the auth server probe its own
+// network.
+func TestChartDefaultKeepsSSOOffPrivateNetworks(t *testing.T) {
+	raw, err := os.ReadFile("../charts/tenantauth/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		SSO struct {
+			AllowPrivateNetworks *bool `json:"allowPrivateNetworks"`
+		} `json:"sso"`
+	}
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	if values.SSO.AllowPrivateNetworks == nil || *values.SSO.AllowPrivateNetworks {
+		t.Fatalf("sso.allowPrivateNetworks must be in values.yaml and false, got %v", values.SSO.AllowPrivateNetworks)
+	}
+	h := newSSOHarness(t, func(c *Config) { c.SSOPrivateNetworks = *values.SSO.AllowPrivateNetworks })
+	if r := h.do("POST", "/sso/start", map[string]string{"organization": "acme"}); r.status != 503 || r.errCode() != "sso_unavailable" {
+		t.Fatalf("a loopback issuer under the chart's default: %d %s", r.status, r.raw)
+	}
+}

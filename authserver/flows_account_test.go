@@ -15,13 +15,17 @@ import (
 
 const goodPassword = "a fine long passphrase"
 
-// signupHarness has acme open to self-signup from acme.com.
+// signupHarness has acme open to self-signup from acme.com and
+// partner.io, both verified for it (the operator's claims, joined with the
+// live organization, as authserver/kube serves them).
 func signupHarness(t *testing.T) *flowHarness {
 	t.Helper()
 	h := newFlowHarness(t)
 	acme := h.org("demo/acme")
 	acme.SignupDomain = []string{"acme.com", "@Partner.io"}
 	acme.DefaultRole = "viewer"
+	h.dir.PutVerifiedDomain("acme.com", "demo/acme")
+	h.dir.PutVerifiedDomain("partner.io", "demo/acme")
 	return h
 }
 
@@ -119,6 +123,9 @@ func TestRegisterRevealsNothing(t *testing.T) {
 	h := signupHarness(t)
 	h.addMember("demo/acme", "alice@acme.com", "owner", "correct horse battery")
 	h.dir.PutMember(&directory.Member{Ref: "demo/acme-dave", OrgRef: "demo/acme", Email: "dave@acme.com", Role: "member", Disabled: true})
+	acme := h.org("demo/acme")
+	acme.SignupDomain = append(acme.SignupDomain, "legacy.io", "globex.io")
+	h.dir.PutVerifiedDomain("globex.io", "demo/globex")
 	tests := []struct {
 		name, email, org string
 		mail             bool
@@ -129,6 +136,8 @@ func TestRegisterRevealsNothing(t *testing.T) {
 		{"disabled member", "dave@acme.com", "acme", false},
 		{"domain not admitted", "mallory@evil.com", "acme", false},
 		{"subdomain not admitted", "sub@eng.acme.com", "acme", false},
+		{"listed but not verified", "ann@legacy.io", "acme", false},
+		{"listed but verified for another organization", "gus@globex.io", "acme", false},
 		{"organization without self-signup", "bob@acme.com", "globex", false},
 		{"unknown organization", "bob@acme.com", "nope", false},
 	}
@@ -228,6 +237,17 @@ func TestVerifyEmailFailures(t *testing.T) {
 		h.org("demo/acme").SignupDomain = nil
 		if r := h.do("POST", "/auth/verify-email", map[string]string{"token": tok}); r.status != 403 || r.errCode() != "signup_closed" {
 			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+	t.Run("the domain lost its verification since", func(t *testing.T) {
+		h := signupHarness(t)
+		tok := register(h, "bob@acme.com")
+		h.dir.PutVerifiedDomain("acme.com", "")
+		if r := h.do("POST", "/auth/verify-email", map[string]string{"token": tok}); r.status != 403 || r.errCode() != "signup_closed" {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+		if len(h.members.list()) != 0 {
+			t.Fatalf("a membership was created on an unverified domain: %v", h.members.list())
 		}
 	})
 	t.Run("an administrator added the member since", func(t *testing.T) {

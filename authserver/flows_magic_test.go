@@ -210,6 +210,7 @@ func TestMailedTokensAreStoredAsHashes(t *testing.T) {
 	h := newFlowHarness(t, func(c *Config) { c.Argon2 = fastArgon })
 	h.addMember("demo/acme", "alice@acme.com", "owner", "")
 	h.org("demo/acme").SignupDomain = []string{"acme.com"}
+	h.dir.PutVerifiedDomain("acme.com", "demo/acme")
 	h.do("POST", "/users/send-magic-link", map[string]string{"email_address": "alice@acme.com"})
 	h.do("POST", "/auth/forgot-password", map[string]string{"email": "alice@acme.com"})
 	h.do("POST", "/auth/register", map[string]string{"email": "new@acme.com", "password": "a fine long passphrase", "organization": "acme"})

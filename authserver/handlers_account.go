@@ -77,7 +77,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) error
 		if org, ok = s.dir.OrgByRef(ot.OrgRef); !ok {
 			return errOrgNotFound
 		}
-		if !account.SignupAllowed(org, ot.Email) {
+		if !s.accounts.SignupAllowed(org, ot.Email) {
 			return problem.SignupClosed.New()
 		}
 		signupRef = account.OrgNamespace(org.Ref) + "/" + account.SignupMembershipName(account.OrgName(org.Ref), ot.Email)

@@ -6,12 +6,14 @@ import (
 	"testing"
 )
 
-// secureSignupHarness is signupHarness's acme (self-signup from acme.com)
-// on a server with the given options, e.g. an https public URL.
+// secureSignupHarness is signupHarness's acme (self-signup from acme.com,
+// verified for it) on a server with the given options, e.g. an https
+// public URL.
 func secureSignupHarness(t *testing.T, opts ...harnessOption) *flowHarness {
 	t.Helper()
 	h := newFlowHarness(t, opts...)
 	h.org("demo/acme").SignupDomain = []string{"acme.com"}
+	h.dir.PutVerifiedDomain("acme.com", "demo/acme")
 	return h
 }
 

@@ -283,7 +283,7 @@ func domainsCondition(out *domainsOutcome) metav1.Condition {
 		}
 	}
 	if len(out.unverifiedSignup) > 0 {
-		problems = append(problems, fmt.Sprintf("selfSignup.allowedEmailDomains lists %s, not verified for this organization",
+		problems = append(problems, fmt.Sprintf("selfSignup.allowedEmailDomains lists %s, not verified for this organization: nobody signs up through them until they are",
 			strings.Join(out.unverifiedSignup, ", ")))
 		if reasonWeight[tav1.ReasonUnverifiedSignupDomain] > reasonWeight[reason] {
 			reason = tav1.ReasonUnverifiedSignupDomain

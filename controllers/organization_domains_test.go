@@ -245,7 +245,8 @@ func TestPublicMailDomainsAreNeverClaimed(t *testing.T) {
 
 // TestUnverifiedSignupDomainsAreReported: allowedEmailDomains that are
 // not verified for the organization (admitted before this rule, or by a
-// cluster admin) show on DomainsVerified.
+// cluster admin) show on DomainsVerified, which says they admit nobody
+// (the auth server checks the claim, too).
 func TestUnverifiedSignupDomainsAreReported(t *testing.T) {
 	startManager(t)
 	g := NewWithT(t)
@@ -256,6 +257,6 @@ func TestUnverifiedSignupDomainsAreReported(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		c := domainsCond(g, org)
 		g.Expect(c.Reason).To(Equal(tav1.ReasonUnverifiedSignupDomain))
-		g.Expect(c.Message).To(ContainSubstring("legacy.test"))
+		g.Expect(c.Message).To(ContainSubstring("lists legacy.test, not verified for this organization: nobody signs up through them"))
 	}).WithTimeout(domainWait).Should(Succeed())
 }

@@ -33,7 +33,9 @@ import (
 // admitted before this rule (or whose domain lost its verification since)
 // can still be edited; the operator reports them on DomainsVerified.
 // Cluster admins and the operator pass with a warning: they may write the
-// claims themselves anyway.
+// claims themselves anyway. Either way such an entry admits nobody: the
+// auth server, too, signs up only through domains verified for the
+// organization.
 
 // validateDomainNames checks spec.domains without other objects.
 func validateDomainNames(org *tenantauthv1alpha1.Organization) field.ErrorList {
@@ -80,7 +82,7 @@ func (v *OrganizationValidator) checkSignupDomains(ctx context.Context, act acto
 			continue
 		}
 		if act.bypass {
-			warnings = append(warnings, fmt.Sprintf("spec.selfSignup.allowedEmailDomains[%d]: %s is not verified for this Organization; admitted because you bypass admission", i, d))
+			warnings = append(warnings, fmt.Sprintf("spec.selfSignup.allowedEmailDomains[%d]: %s is not verified for this Organization; admitted because you bypass admission, but nobody signs up through it until it is verified", i, d))
 			continue
 		}
 		p := field.NewPath("spec", "selfSignup", "allowedEmailDomains").Index(i)

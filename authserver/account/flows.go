@@ -5,14 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
 	"github.com/tenantauth/tenantauth/internal/identity"
-
-	"github.com/tenantauth/tenantauth/authserver/directory"
 
 	"github.com/tenantauth/tenantauth/authserver/mail"
 )
@@ -195,22 +192,6 @@ func (s *Service) deliver(ctx context.Context, m mail.Message) error {
 		return nil
 	}
 	return q.Send(ctx, m)
-}
-
-// SignupAllowed reports whether the organization's self-signup admits the
-// email's domain (exact, case-insensitive match).
-func SignupAllowed(o *directory.Org, email string) bool {
-	at := strings.LastIndexByte(email, '@')
-	if at < 0 {
-		return false
-	}
-	domain := email[at+1:]
-	for _, d := range o.SignupDomain {
-		if strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(d), "@"), domain) {
-			return true
-		}
-	}
-	return false
 }
 
 // SetFlowsPending sets how many jobs count as in line, so a test can fill

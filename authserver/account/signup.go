@@ -23,7 +23,7 @@ func (s *Service) SendVerification(ctx context.Context, email, password, orgSel,
 		return err
 	}
 	org, ok := s.dir.Org(orgSel)
-	send := ok && SignupAllowed(org, email)
+	send := ok && s.SignupAllowed(org, email)
 	if send {
 		// Registering an existing member changes nothing.
 		_, exists := s.dir.MemberAnyState(email, org.Ref)
@@ -39,6 +39,31 @@ func (s *Service) SendVerification(ctx context.Context, email, password, orgSel,
 	})
 }
 
+// SignupAllowed reports whether the organization's self-signup admits the
+// email: its domain (exact, case-insensitive) is listed in
+// selfSignup.allowedEmailDomains and verified for this organization. The
+// list is the tenant's spec, and an entry may be there without being
+// verified (admitted by a cluster admin with a warning, kept from before
+// admission checked it, or whose domain lost its verification or went to
+// another organization since), so only the operator's claim, joined with
+// the live organization (directory.DomainVerifiedFor), lets it admit
+// anyone. Otherwise any organization could mail sign-up links to another
+// company's people and take them in.
+func (s *Service) SignupAllowed(o *directory.Org, email string) bool {
+	domain := directory.EmailDomain(email)
+	if domain == "" || !s.dir.DomainVerifiedFor(domain, o.Ref) {
+		return false
+	}
+	for _, d := range o.SignupDomain {
+		if strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(d), "@"), domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// FinishSignup creates the Membership of a verified signup, adopts the
+// password chosen at register for a new user, and signs the user in.
 func (s *Service) FinishSignup(ctx context.Context, ot *OneTime, org *directory.Org, ref string) (*LoginOutcome, error) {
 	role := org.DefaultRole
 	if role == "" {

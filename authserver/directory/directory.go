@@ -32,7 +32,11 @@ type Org struct {
 	MFARequired bool
 	// SSORequired refuses password and magic-link sign-in to members
 	// other than owners (authMethods.ssoRequired).
-	SSORequired  bool
+	SSORequired bool
+	// SignupDomain is selfSignup.allowedEmailDomains as the tenant wrote
+	// it (any case, an optional leading "@"). It proves nothing: an entry
+	// admits sign-up only while the domain is also verified for this
+	// organization (DomainVerifiedFor); see account's SignupAllowed.
 	SignupDomain []string
 	DefaultRole  string
 	Roles        map[string]RoleDef

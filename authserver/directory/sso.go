@@ -36,6 +36,14 @@ type SSOConnection struct {
 	DefaultRole  string
 	RoleMappings []RoleMapping
 	CreatedAt    time.Time
+	// NotReady is the reason of the Ready=False the operator reported for
+	// the connection's current generation (DiscoveryFailed,
+	// MetadataInvalid, CertificateExpired, ...); empty when Ready is True,
+	// missing, or about an older spec. It comes from status, which a
+	// tenant may write, so it may only ever turn the connection's own
+	// sign-ins away, never let one through: the ID token and assertion
+	// checks are what make a sign-in safe.
+	NotReady string
 }
 
 // RoleMapping gives members of an identity-provider group a role.

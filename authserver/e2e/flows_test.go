@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
@@ -79,10 +81,29 @@ func TestMagicLinkOnKubernetes(t *testing.T) {
 	assertLogsHide(t, secret, token)
 }
 
+// TestRegisterCreatesMembership signs up through a domain the operator
+// verified (spec.domains and the TXT record). The cluster admin who made
+// the Organization also listed example.net, never verified (admission
+// lets the bypass group through with a warning): a register there mails
+// nobody, and the operator names it on DomainsVerified.
 func TestRegisterCreatesMembership(t *testing.T) {
-	signup := newTenant(t, "signup", tav1.OrganizationSpec{
-		SelfSignup: tav1.SelfSignupSpec{AllowedEmailDomains: []string{"example.org"}, DefaultRole: "viewer"}})
+	signup := newTenant(t, "signup", tav1.OrganizationSpec{Domains: []tav1.Domain{{Name: "example.org"}},
+		SelfSignup: tav1.SelfSignupSpec{AllowedEmailDomains: []string{"example.org", "example.net"}, DefaultRole: "viewer"}})
 	const password = "a perfectly decent passphrase"
+	unverified := smtpSrv.Count()
+	if r := post(t, "/auth/register", map[string]string{"email": "early@example.net", "password": password, "organization": signup.slug}); r.status != 202 {
+		t.Fatalf("register on the unverified domain: %d %s", r.status, r.raw)
+	}
+	signup.verifyDomain(t, "example.org")
+	eventually(t, "DomainsVerified naming example.net", func() bool {
+		o := &tav1.Organization{}
+		if k8s.Get(context.Background(), client.ObjectKey{Namespace: signup.ns, Name: signup.name}, o) != nil {
+			return false
+		}
+		c := meta.FindStatusCondition(o.Status.Conditions, tav1.ConditionDomainsVerified)
+		return c != nil && c.Reason == tav1.ReasonUnverifiedSignupDomain &&
+			strings.Contains(c.Message, "example.net") && !strings.Contains(c.Message, "example.org")
+	})
 	before := smtpSrv.Count()
 	reg := post(t, "/auth/register", map[string]string{"email": "New@Example.org", "password": password, "organization": signup.slug})
 	if reg.status != 202 || reg.cookie("tenantauth_signup") == "" {
@@ -129,6 +150,11 @@ func TestRegisterCreatesMembership(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if smtpSrv.Count() != n {
 		t.Fatalf("an existing member got a verification mail")
+	}
+	for _, m := range smtpSrv.Messages()[unverified:] {
+		if slices.Contains(m.To, "early@example.net") {
+			t.Fatal("a register on an allowed but unverified domain was mailed")
+		}
 	}
 	_, secret, _ := strings.Cut(token, ".")
 	assertLogsHide(t, secret, password)

@@ -37,6 +37,7 @@ import (
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/mail/mailtest"
 	"github.com/tenantauth/tenantauth/internal/app"
+	"github.com/tenantauth/tenantauth/internal/domains"
 	"github.com/tenantauth/tenantauth/internal/testenv"
 )
 
@@ -314,6 +315,31 @@ func (tn *tenant) addMember(t testing.TB, email, role string) {
 	eventually(t, email+" a member of "+tn.slug, func() bool {
 		_, ok := srv.Directory().MemberOf(email, tn.ns+"/"+tn.name)
 		return ok
+	})
+}
+
+// verifyDomain proves domain for the tenant as its administrator does:
+// the domain is in spec.domains, the TXT record holds the token the
+// operator publishes in status (the only thing read from status here),
+// and the wait ends when the auth server serves the operator's claim.
+func (tn *tenant) verifyDomain(t testing.TB, domain string) {
+	t.Helper()
+	var token string
+	eventually(t, "verification token of "+domain, func() bool {
+		o := &tav1.Organization{}
+		if k8s.Get(context.Background(), client.ObjectKey{Namespace: tn.ns, Name: tn.name}, o) != nil {
+			return false
+		}
+		for _, d := range o.Status.Domains {
+			if d.Name == domain && d.VerificationToken != "" {
+				token = d.VerificationToken
+			}
+		}
+		return token != ""
+	})
+	dnsSrv.SetTXT(domains.ChallengeName(domain), token)
+	eventually(t, domain+" verified for "+tn.slug+" in the auth server", func() bool {
+		return srv.Directory().DomainVerifiedFor(domain, tn.ns+"/"+tn.name)
 	})
 }
 

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
-	"github.com/tenantauth/tenantauth/internal/domains"
 	"github.com/tenantauth/tenantauth/internal/oidctest"
 	"github.com/tenantauth/tenantauth/internal/trust"
 )
@@ -31,25 +30,7 @@ func TestSSOOIDC(t *testing.T) {
 	const domain = "sso-corp.test"
 	const clientSecret = "e2e-oidc-client-secret-7f3a"
 	tn := newTenant(t, "ssocorp", tav1.OrganizationSpec{Domains: []tav1.Domain{{Name: domain}}})
-	// The token the operator publishes in status is the only thing read
-	// from status here, as the administrator does.
-	var token string
-	eventually(t, "verification token", func() bool {
-		o := &tav1.Organization{}
-		if k8s.Get(ctx, client.ObjectKey{Namespace: tn.ns, Name: tn.name}, o) != nil {
-			return false
-		}
-		for _, d := range o.Status.Domains {
-			if d.Name == domain && d.VerificationToken != "" {
-				token = d.VerificationToken
-			}
-		}
-		return token != ""
-	})
-	dnsSrv.SetTXT(domains.ChallengeName(domain), token)
-	eventually(t, "domain verified for the organization in the auth server", func() bool {
-		return srv.Directory().DomainVerifiedFor(domain, tn.ns+"/"+tn.name)
-	})
+	tn.verifyDomain(t, domain)
 
 	op := oidctest.Start(t, oidctest.Client{ID: "tenantauth-e2e", Secret: clientSecret, RedirectURI: publicURL + "/sso/oidc/callback"})
 	dana := oidctest.User{Email: "dana@" + domain, Password: "dana-idp-pw"} // email_verified false: the domain vouches
@@ -144,5 +125,47 @@ func TestSSOOIDC(t *testing.T) {
 		_, served := srv.Directory().SSOConnection(tn.ns + "/corp-idp")
 		err := k8s.Get(ctx, client.ObjectKeyFromObject(rec), &corev1.Secret{})
 		return !served && err != nil
+	})
+}
+
+// TestSSOConnectionNotReady: the operator finds a connection's provider
+// down and says so on Ready; the auth server, through its informer, turns
+// /sso/start away with 503 sso_unavailable, without contacting the
+// provider (the message is the not-ready one, not that of a failed
+// discovery). Editing the connection to a working provider lets start
+// redirect again (the old verdict is about an older generation, and the
+// operator re-reads the provider on the edit; TestSourceSSOReadiness
+// covers the generation on its own).
+func TestSSOConnectionNotReady(t *testing.T) {
+	ctx := context.Background()
+	tn := newTenant(t, "ssodown", tav1.OrganizationSpec{})
+	down := oidctest.Start(t, oidctest.Client{ID: "tenantauth-e2e", RedirectURI: publicURL + "/sso/oidc/callback"})
+	down.Stop()
+	conn := &tav1.SSOConnection{ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: "idp"}, Spec: tav1.SSOConnectionSpec{
+		Organization: tn.name, Protocol: tav1.ProtocolOIDC, OIDC: &tav1.OIDCConnection{Issuer: down.Issuer, ClientID: "tenantauth-e2e"},
+	}}
+	if err := k8s.Create(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the operator's DiscoveryFailed in the auth server", func() bool {
+		c, ok := srv.Directory().SSOConnection(tn.ns + "/idp")
+		return ok && c.NotReady == tav1.ReasonDiscoveryFailed
+	})
+	r := post(t, "/sso/start", map[string]string{"organization": tn.slug})
+	if r.status != http.StatusServiceUnavailable || r.code() != "sso_unavailable" || !strings.Contains(r.str("error.message"), "not ready") {
+		t.Fatalf("start on a connection reported not ready: %d %s", r.status, r.raw)
+	}
+
+	up := oidctest.Start(t, oidctest.Client{ID: "tenantauth-e2e", RedirectURI: publicURL + "/sso/oidc/callback"})
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
+		t.Fatal(err)
+	}
+	conn.Spec.OIDC.Issuer = up.Issuer
+	if err := k8s.Update(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "start redirecting to the fixed provider", func() bool {
+		r = post(t, "/sso/start", map[string]string{"organization": tn.slug})
+		return r.status == http.StatusOK && strings.HasPrefix(r.str("redirect_url"), up.Issuer+"/")
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/authserver"
+	"github.com/tenantauth/tenantauth/internal/trust"
 )
 
 // storeSecrets counts the store's Secrets in ns, read live.
@@ -31,7 +32,7 @@ func storeSecrets(t testing.TB, ns string) int {
 // TestUnauthenticatedFloodMakesNoRecords floods every unauthenticated
 // endpoint with 2,000 requests of garbage tokens, unknown emails and
 // emails that are no member (signups on the organization's own allowed
-// domain among them), from 200 client addresses behind a trusted proxy
+// and verified domain among them), from 200 client addresses behind a trusted proxy
 // so the per-IP limit at its default lets them through, on the real
 // Kubernetes store: the store's Secrets grow by at most the fixed decoy
 // lockout shards, and a member still signs in afterwards. Dex's
@@ -47,10 +48,15 @@ func TestUnauthenticatedFloodMakesNoRecords(t *testing.T) {
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: tn.ns, Name: "acme"}, org)).To(Succeed())
 	org.Spec.SelfSignup.AllowedEmailDomains = []string{"acme.com"}
 	g.Expect(k8s.Update(ctx, org)).To(Succeed())
-	g.Eventually(func() int {
-		o, _ := tn.dir.Org("org_" + tn.ns)
-		return len(o.SignupDomain)
-	}).WithTimeout(10 * time.Second).Should(Equal(1))
+	// Verified for it, as the operator's claim makes it: an allowed
+	// domain admits sign-up only then.
+	claim := trust.New(tn.sys, trust.DomainClaimName("acme.com"), trust.ComponentDomainClaim, trust.OwnerOf(org))
+	claim.Annotations[trust.AnnotationDomain] = "acme.com"
+	g.Expect(k8s.Create(ctx, claim)).To(Succeed())
+	g.Eventually(func() bool {
+		o, ok := tn.dir.Org("org_" + tn.ns)
+		return ok && len(o.SignupDomain) == 1 && tn.dir.DomainVerifiedFor("acme.com", o.Ref)
+	}).WithTimeout(10 * time.Second).Should(BeTrue())
 
 	cfg := tn.srv.Config()
 	cfg.RateLimitPerMinute = 20 // the default

@@ -2,6 +2,8 @@ package kube
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
@@ -14,7 +16,8 @@ import (
 // domain verified for an Organization. As for keys, only the operator's
 // records in the system namespace count, each checked against the UID of
 // the live object it names; status (status.domains[].verified among it)
-// is never read.
+// is never trusted. The one status field read, a connection's Ready=False,
+// can only keep its own organization's users from a broken provider.
 type ssoState struct {
 	conns   map[string]*tav1.SSOConnection // by ref
 	secrets map[types.UID]*trust.SSOClientSecret
@@ -97,6 +100,7 @@ func (s *Source) syncSSO(ref string) {
 		Ref: ref, UID: string(c.UID), OrgRef: orgRef, Protocol: string(c.Spec.Protocol),
 		ClaimEmail: c.Spec.Claims.Email, ClaimGroups: c.Spec.Claims.Groups,
 		DefaultRole: c.EffectiveDefaultRole(), CreatedAt: c.CreationTimestamp.Time,
+		NotReady: notReady(c),
 	}
 	for _, m := range c.Spec.RoleMappings {
 		d.RoleMappings = append(d.RoleMappings, directory.RoleMapping{Group: m.Group, Role: m.Role})
@@ -120,6 +124,22 @@ func (s *Source) syncSSO(ref string) {
 		return
 	}
 	s.Dir.PutSSOConnection(d)
+}
+
+// notReady is the reason of c's Ready=False when it is about c's current
+// spec (its observedGeneration is c's generation), else empty: a
+// connection just fixed is tried at once, not held to the verdict on its
+// old spec. This is the one status field the source reads, and it may
+// only ever turn a sign-in away (directory.SSOConnection.NotReady).
+func notReady(c *tav1.SSOConnection) string {
+	cond := meta.FindStatusCondition(c.Status.Conditions, tav1.ConditionReady)
+	if cond == nil || cond.Status != metav1.ConditionFalse || cond.ObservedGeneration != c.Generation {
+		return ""
+	}
+	if cond.Reason == "" {
+		return "NotReady"
+	}
+	return cond.Reason
 }
 
 // putSSORecord takes in a domain claim or a client-secret record.

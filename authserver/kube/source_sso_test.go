@@ -74,3 +74,51 @@ func TestSourceSSOJoin(t *testing.T) {
 		t.Fatal("still served after delete")
 	}
 }
+
+// TestSourceSSOReadiness: the source passes on a connection's Ready=False
+// only while it is about the current spec, and every status update
+// re-joins it. Ready=True, no condition or a verdict on an older
+// generation serve the connection as usable: status is tenant-writable,
+// so it may turn sign-ins away (its own), never be needed to let one in.
+func TestSourceSSOReadiness(t *testing.T) {
+	dir := directory.NewDirectory()
+	s := &Source{Dir: dir, Log: logr.Discard(), SystemNamespace: "tenantauth-system"}
+	s.init()
+	putOrg, _ := joined(s, s.orgs, s.syncOrg)
+	putConn, _ := joined(s, s.sso.conns, s.syncSSO)
+	putOrg(&tav1.Organization{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "acme", UID: "org-uid"}})
+	dir.PutOrg(&directory.Org{Ref: "acme/acme", ID: "org_acme", Slug: "acme"})
+
+	ready := func(status metav1.ConditionStatus, reason string, observed int64) []metav1.Condition {
+		return []metav1.Condition{{Type: tav1.ConditionReady, Status: status, Reason: reason, ObservedGeneration: observed}}
+	}
+	tests := []struct {
+		name       string
+		conditions []metav1.Condition
+		want       string
+	}{
+		{"no condition yet", nil, ""},
+		{"ready", ready(metav1.ConditionTrue, tav1.ReasonReady, 3), ""},
+		{"certificate expiring is still ready", ready(metav1.ConditionTrue, tav1.ReasonCertificateExpiring, 3), ""},
+		{"discovery failed", ready(metav1.ConditionFalse, tav1.ReasonDiscoveryFailed, 3), tav1.ReasonDiscoveryFailed},
+		{"metadata invalid", ready(metav1.ConditionFalse, tav1.ReasonMetadataInvalid, 3), tav1.ReasonMetadataInvalid},
+		{"a verdict on the spec before the last edit", ready(metav1.ConditionFalse, tav1.ReasonDiscoveryFailed, 2), ""},
+		{"unknown", ready(metav1.ConditionUnknown, "Reconciling", 3), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := &tav1.SSOConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "idp", UID: "conn-uid", Generation: 3},
+				Spec: tav1.SSOConnectionSpec{Organization: "acme", Protocol: tav1.ProtocolOIDC,
+					OIDC: &tav1.OIDCConnection{Issuer: "https://idp.example.com", ClientID: "c"}},
+				Status: tav1.SSOConnectionStatus{Conditions: tt.conditions}}
+			putConn(conn) // an update of the same object, as the informer sends it
+			c, ok := dir.SSOConnection("acme/idp")
+			if !ok {
+				t.Fatal("not served: readiness never keeps a connection out of the directory")
+			}
+			if c.NotReady != tt.want {
+				t.Fatalf("NotReady = %q, want %q", c.NotReady, tt.want)
+			}
+		})
+	}
+}

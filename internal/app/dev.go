@@ -42,7 +42,9 @@ type DevOptions struct {
 	// Store and Postgres are the auth server's --store and postgres flags.
 	Store    string
 	Postgres PostgresOptions
-	// DNSResolver is the operator's --dns-resolver.
+	// DNSResolver is the operator's --dns-resolver; empty runs dev's own
+	// DNS server, which answers every Organization's domain challenge
+	// (publishDevChallenges).
 	DNSResolver string
 	// PprofAddr serves net/http/pprof for profiling; empty turns it off.
 	PprofAddr string
@@ -59,7 +61,7 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.PasswordHashConcurrency, "password-hash-concurrency", 0, "argon2 hashes run at once; 0 means the CPUs, at most 4")
 	fs.StringVar(&o.Store, "store", "kubernetes", "the auth server's runtime state: kubernetes (in the embedded control plane) or postgres (with --postgres-dsn)")
 	o.Postgres.Bind(fs)
-	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: the system resolver)")
+	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "host:port of the DNS server that answers the domains' TXT challenges (default: dev's own, which answers every Organization's challenge, so every listed domain verifies)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "address of net/http/pprof (/debug/pprof/) for profiling; empty turns it off")
 }
 
@@ -113,11 +115,22 @@ func RunDev(ctx context.Context, o DevOptions) error {
 		return fmt.Errorf("create namespace: %w", err)
 	}
 
+	resolver, retry := o.DNSResolver, time.Duration(0)
+	var devDNS *testenv.DNSServer
+	if resolver == "" {
+		s, stop, err := testenv.NewDNS()
+		if err != nil {
+			return fmt.Errorf("start dev DNS server: %w", err)
+		}
+		defer stop()
+		devDNS, resolver, retry = s, s.Addr, devDomainRetry
+	}
+
 	wh := env.WebhookInstallOptions
 	operator, err := NewOperator(ctx, cfg, OperatorOptions{
 		Namespace: o.Namespace, MetricsAddr: "0", ProbeAddr: "0", AdmissionMode: "enforce", AdmissionBypassGroups: "system:masters",
 		WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort, WebhookCertDir: wh.LocalServingCertDir,
-		ManageWebhookCerts: false, EnableWebhooks: true, DNSResolver: o.DNSResolver, SSOPrivateNetworks: true,
+		ManageWebhookCerts: false, EnableWebhooks: true, DNSResolver: resolver, DomainRetryInterval: retry, SSOPrivateNetworks: true,
 	})
 	if err != nil {
 		return err
@@ -144,6 +157,9 @@ func RunDev(ctx context.Context, o DevOptions) error {
 	errc := make(chan error, 2)
 	for _, m := range []ctrl.Manager{operator, auth} {
 		go func() { errc <- m.Start(ctx) }()
+	}
+	if devDNS != nil {
+		go publishDevChallenges(ctx, c, devDNS, time.Second)
 	}
 	if o.Samples != "" {
 		if err := applyDir(ctx, c, o.Samples); err != nil {
