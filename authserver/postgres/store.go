@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -26,8 +27,8 @@ type Config struct {
 	// DSN is a libpq connection string or URL. It is never logged.
 	DSN string
 	Log logr.Logger
-	// MaxConns bounds the pool; 0 means pgxpool's default (4 per CPU, at
-	// least 4).
+	// MaxConns bounds the pool; 0 means the DSN's pool_max_conns, else
+	// defaultMaxConns.
 	MaxConns int32
 	// Revocations tune the in-memory view; zero values take the defaults.
 	Revocations ViewConfig
@@ -55,6 +56,13 @@ var (
 // no statement holds locks or WAL for long however much has expired.
 const gcBatch = 1000
 
+// defaultMaxConns is the pool's size unless the DSN sets pool_max_conns.
+// pgxpool's own default (4 on a 2-core machine) leaves a refresh waiting
+// for a connection while others wait on their commit; with more in
+// flight, PostgreSQL flushes several commits at once. Each replica holds
+// up to this many of the server's max_connections (100 by default).
+const defaultMaxConns = 16
+
 // connectTimeout bounds a connection attempt, so a request during an
 // outage fails fast with 503 instead of hanging.
 const connectTimeout = 3 * time.Second
@@ -70,8 +78,11 @@ func Open(cfg Config) (*Store, error) {
 	if pc.ConnConfig.ConnectTimeout == 0 || pc.ConnConfig.ConnectTimeout > connectTimeout {
 		pc.ConnConfig.ConnectTimeout = connectTimeout
 	}
-	if cfg.MaxConns > 0 {
+	switch {
+	case cfg.MaxConns > 0:
 		pc.MaxConns = cfg.MaxConns
+	case !strings.Contains(cfg.DSN, "pool_max_conns"):
+		pc.MaxConns = max(pc.MaxConns, defaultMaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
