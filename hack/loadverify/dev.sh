@@ -20,7 +20,10 @@ kubectl=$root/bin/k8s/${KUBE_VERSION:-v1.37.2}/kubectl
 # side-by-side figure.
 bin=${TENANTAUTH_BIN:-$state/tenantauth}
 [ -n "${TENANTAUTH_BIN:-}" ] || go build -o "$bin" .
-"$bin" dev --addr "$addr" --state-dir "$state" >"$state/dev.log" 2>&1 &
+# DEV_FLAGS adds flags to the dev server, say --pprof-addr=127.0.0.1:6060
+# to profile it under the load.
+# shellcheck disable=SC2086
+"$bin" dev --addr "$addr" --state-dir "$state" ${DEV_FLAGS:-} >"$state/dev.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 240); do

@@ -82,6 +82,9 @@ func main() {
 		headers []string
 	}{
 		{"bare net/http 200", bare, "/", nil},
+		// The same handler sent /verify's request (path, query and the
+		// JWT's header): what net/http and wrk cost for that request alone.
+		{"  bare, JWT request", bare, "/verify?org=" + slug, []string{"Authorization: Bearer " + jwt}},
 		{"/verify JWT (ES256)", srv, "/verify?org=" + slug, []string{"Authorization: Bearer " + jwt}},
 		{"  + forwarded path", srv, "/verify?org=" + slug, []string{"Authorization: Bearer " + jwt, fwd}},
 		{"/verify API key", srv, "/verify?org=" + slug + "&scope=read", []string{"X-API-Key: " + key}},
