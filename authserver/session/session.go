@@ -2,8 +2,12 @@ package session
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/problem"
@@ -32,8 +36,14 @@ type Session struct {
 	AbsoluteExpiresAt time.Time `json:"absolute_expires_at"`
 	// RefreshHash is the hash of the one refresh token that may be used.
 	RefreshHash string `json:"refresh_hash"`
-	// Spent are hashes of refresh tokens already used, newest last; one of
-	// them coming back means the token leaked.
+	// SpentDigests are the refresh tokens already used, newest last, as
+	// spentDigestLen characters each (see spentDigest); one of them coming
+	// back means the token leaked. LastSpentAt is when the newest was
+	// spent, for the retry grace.
+	SpentDigests string    `json:"spent_digests,omitempty"`
+	LastSpentAt  time.Time `json:"last_spent_at,omitzero"`
+	// Spent is the history as records before SpentDigests kept it: read,
+	// and folded into SpentDigests at the next write.
 	Spent     []spentToken `json:"spent,omitempty"`
 	RevokedAt *time.Time   `json:"revoked_at,omitempty"`
 	Reason    string       `json:"revoke_reason,omitempty"`
@@ -42,6 +52,66 @@ type Session struct {
 type spentToken struct {
 	Hash string    `json:"hash"`
 	At   time.Time `json:"at"`
+}
+
+// spentDigestLen is the length of one spent token's digest: the first 16
+// bytes (128 bits) of its secret's SHA-256, base64url. Telling a spent
+// token from a guess needs no more (finding a secret whose digest matches
+// is a 2^128 preimage), and 32 of them take 704 bytes of the record where
+// full hashes with times took about 3.4 kB, which every refresh reads,
+// decodes, encodes and writes.
+const spentDigestLen = 22
+
+// spentDigest is the digest of a refresh token's stored hash (hex SHA-256
+// of its secret, token.HashSecret).
+func spentDigest(hash string) string {
+	sum, err := hex.DecodeString(hash)
+	if err != nil || len(sum) < 16 {
+		return strings.Repeat("!", spentDigestLen) // not base64url: matches no secret's digest
+	}
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// foldLegacySpent moves a history kept as Spent into SpentDigests.
+func (s *Session) foldLegacySpent() {
+	if len(s.Spent) == 0 {
+		return
+	}
+	var b strings.Builder
+	for _, t := range s.Spent {
+		b.WriteString(spentDigest(t.Hash))
+	}
+	s.SpentDigests = b.String() + s.SpentDigests
+	s.LastSpentAt = s.Spent[len(s.Spent)-1].At
+	s.Spent = nil
+}
+
+// spend records the current refresh token as spent at now, keeping the
+// newest maxSpent.
+func (s *Session) spend(now time.Time) {
+	s.foldLegacySpent()
+	d := s.SpentDigests + spentDigest(s.RefreshHash)
+	if n := len(d) / spentDigestLen; n > maxSpent {
+		d = d[(n-maxSpent)*spentDigestLen:]
+	}
+	s.SpentDigests, s.LastSpentAt = d, now
+}
+
+// spentIndex is the position of secret's token in the spent history,
+// counted back from the newest (0), or -1 when it is not there. Every
+// entry is compared, in constant time each.
+func (s *Session) spentIndex(secret string) int {
+	s.foldLegacySpent()
+	want := []byte(spentDigest(token.HashSecret(secret)))
+	found := -1
+	n := len(s.SpentDigests) / spentDigestLen
+	for i := range n {
+		got := s.SpentDigests[i*spentDigestLen : (i+1)*spentDigestLen]
+		if subtle.ConstantTimeCompare(want, []byte(got)) == 1 {
+			found = n - 1 - i
+		}
+	}
+	return found
 }
 
 // RevokedRetention is how long a revoked session's or family's record is
@@ -221,10 +291,7 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		role = m.Role
 		var nextHash string
 		next, _, nextHash = newOpaqueFor(token.PrefixRefresh, id)
-		sess.Spent = append(sess.Spent, spentToken{Hash: sess.RefreshHash, At: now})
-		if len(sess.Spent) > maxSpent {
-			sess.Spent = sess.Spent[len(sess.Spent)-maxSpent:]
-		}
+		sess.spend(now)
 		sess.RefreshHash = nextHash
 		sess.IdleExpiresAt = minTime(now.Add(org.IdleTTL), sess.AbsoluteExpiresAt)
 		rec.ExpiresAt = sess.IdleExpiresAt
@@ -255,22 +322,19 @@ var errInvalidRefresh = problem.InvalidRefreshToken.New()
 // (answered 401 refresh_token_spent, session kept); after it, reuse means
 // the token leaked, and the whole session is revoked.
 func (s *Manager) refreshMismatch(ctx context.Context, sid string, sess *Session, secret string, now time.Time) error {
-	for i := len(sess.Spent) - 1; i >= 0; i-- {
-		if !token.SecretMatches(secret, sess.Spent[i].Hash) {
-			continue
-		}
-		if i == len(sess.Spent)-1 && now.Sub(sess.Spent[i].At) <= s.cfg.RefreshGrace {
-			return problem.RefreshTokenSpent.New()
-		}
-		if err := s.revokeSessionRecord(ctx, sid, "refresh_token_reused"); err != nil {
-			return err
-		}
-		if err := s.RevokeFamily(ctx, sess.UserID, sess.FamilyID, "refresh_token_reused"); err != nil {
-			return err
-		}
-		return problem.RefreshTokenReused.New()
+	switch i := sess.spentIndex(secret); {
+	case i < 0:
+		return problem.InvalidRefreshToken.New()
+	case i == 0 && now.Sub(sess.LastSpentAt) <= s.cfg.RefreshGrace:
+		return problem.RefreshTokenSpent.New()
 	}
-	return problem.InvalidRefreshToken.New()
+	if err := s.revokeSessionRecord(ctx, sid, "refresh_token_reused"); err != nil {
+		return err
+	}
+	if err := s.RevokeFamily(ctx, sess.UserID, sess.FamilyID, "refresh_token_reused"); err != nil {
+		return err
+	}
+	return problem.RefreshTokenReused.New()
 }
 
 // revokeSessionRecord marks a session revoked. A session already gone
