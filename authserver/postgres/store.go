@@ -50,6 +50,7 @@ var (
 	_ store.Readier        = (*Store)(nil)
 	_ store.Swapper        = (*Store)(nil)
 	_ store.HeaderReader   = (*Store)(nil)
+	_ store.GuardedSwapper = (*Store)(nil)
 )
 
 // gcBatch bounds the rows one garbage-collection statement deletes, so
@@ -245,6 +246,36 @@ const swapSQL = `UPDATE tenantauth_records SET version = nextval('tenantauth_rec
 // harmless.
 func (s *Store) Swap(ctx context.Context, r *store.Record) error {
 	return s.swap(ctx, r, r.Revoked && published(r.Kind))
+}
+
+// guardedSwapSQL is swapSQL that also needs the guard's record, live.
+const guardedSwapSQL = `UPDATE tenantauth_records SET version = nextval('tenantauth_record_version'),
+	user_id = $4, revoked = $5, expires_at = $6, data = $7
+	WHERE kind = $1 AND id = $2 AND version = $3
+	AND EXISTS (SELECT 1 FROM tenantauth_records g WHERE g.kind = $8 AND g.id = $9 AND NOT g.revoked)
+	RETURNING version`
+
+// SwapGuarded is Swap in one statement with the guard's check (see
+// store.GuardedSwapper): a refresh is one round trip for its write and
+// its family. A revoking write takes Swap's way, which publishes.
+func (s *Store) SwapGuarded(ctx context.Context, r *store.Record, guard store.Guard) error {
+	if r.Revoked && published(r.Kind) {
+		return errors.New("postgres: a guarded swap does not revoke")
+	}
+	old, err := strconv.ParseInt(r.Version, 10, 64)
+	if err != nil {
+		return fmt.Errorf("update %s record %s: bad version %q", r.Kind, r.ID, r.Version)
+	}
+	var v int64
+	err = s.pool.QueryRow(ctx, guardedSwapSQL, r.Kind, r.ID, old, r.UserID, r.Revoked, expiry(r.ExpiresAt), r.Data, guard.Kind, guard.ID).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("update %s record: %w", r.Kind, err)
+	}
+	r.Version = strconv.FormatInt(v, 10)
+	return nil
 }
 
 // swap writes r if its version is still current.

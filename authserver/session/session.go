@@ -242,18 +242,16 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		return nil, problem.InvalidRefreshToken.New()
 	}
 	sid := IDPrefix + id
-	// The family never changes, so it is checked once, before the update
-	// (whose change may not call the store). The record read for it is
-	// the update's first attempt too (store.ModifyFrom).
+	// The record read here is the update's first attempt too
+	// (store.ModifyFrom), and the family is the update's guard: on
+	// postgres checked in the same statement as the write, elsewhere read
+	// before it (a change may not call the store).
 	read := new(Session)
 	rec, err := store.Load(ctx, s.store, store.KindSession, sid, read)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errInvalidRefresh
 		}
-		return nil, err
-	}
-	if err := s.CheckFamily(ctx, read.FamilyID); err != nil {
 		return nil, err
 	}
 	var (
@@ -264,7 +262,11 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		now     time.Time
 		errSpnt = errors.New("not the current refresh token")
 	)
-	_, sess, err := store.ModifyFrom(ctx, s.store, rec, read, func(rec *store.Record, sess *Session) error {
+	var family store.Guard
+	if read.FamilyID != "" { // a session from before families stands alone
+		family = store.Guard{Kind: store.KindFamily, ID: read.FamilyID}
+	}
+	_, sess, err := store.ModifyFrom(ctx, s.store, rec, read, family, func(rec *store.Record, sess *Session) error {
 		now = s.cfg.Now().UTC()
 		if sess.RevokedAt != nil {
 			return problem.SessionRevoked.Because("the session has ended; log in again")
@@ -298,6 +300,8 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		return nil
 	})
 	switch {
+	case errors.Is(err, store.ErrGuard):
+		return nil, ErrEnded
 	case errors.Is(err, errSpnt):
 		return nil, s.refreshMismatch(ctx, sid, &spent, secret, now)
 	case errors.Is(err, store.ErrNotFound):

@@ -50,3 +50,13 @@ type Readier interface {
 type Swapper interface {
 	Swap(ctx context.Context, r *Record) error
 }
+
+// GuardedSwapper is a Swapper that checks a Guard in the same write:
+// SwapGuarded writes r as Swap does, only while the guard's record exists
+// and is not revoked. It answers ErrConflict both when r is stale and
+// when the guard has fallen; UpdateFrom then reads the guard to tell them
+// apart.
+type GuardedSwapper interface {
+	Swapper
+	SwapGuarded(ctx context.Context, r *Record, guard Guard) error
+}

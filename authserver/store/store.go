@@ -160,14 +160,51 @@ func Modify[T any](ctx context.Context, st Store, kind, id string, change func(*
 	return rec, v, nil
 }
 
-// UpdateFrom is Update for a caller that has just read r: on a Swapper
-// backend the first attempt applies change to r (which it may edit) and
-// swaps it in without a second read; when somebody wrote the record in
-// between, it falls back to Update, which reads it again and calls change
-// again. Single use still rests on the compare-and-swap.
-func UpdateFrom(ctx context.Context, st Store, r *Record, change func(*Record) error) (*Record, error) {
-	sw, ok := st.(Swapper)
-	if !ok {
+// Guard names a record an update depends on: the update is written only
+// while that record exists and is not revoked (a session's refresh and
+// its family). The zero Guard guards nothing.
+type Guard struct{ Kind, ID string }
+
+// ErrGuard is UpdateFrom's answer when the record its Guard names is
+// revoked or gone; nothing was written.
+var ErrGuard = errors.New("store: the record this update depends on is revoked or gone")
+
+// check reads the guarded record's header: nil while it stands.
+func (g Guard) check(ctx context.Context, st Store) error {
+	if g.ID == "" {
+		return nil
+	}
+	h, err := GetHeader(ctx, st, g.Kind, g.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return ErrGuard
+	case err != nil:
+		return fmt.Errorf("read %s record: %w", g.Kind, err)
+	case h.Revoked:
+		return ErrGuard
+	}
+	return nil
+}
+
+// UpdateFrom is Update for a caller that has just read r, written only
+// while guard stands. On a Swapper backend the first attempt applies
+// change to r (which it may edit) and swaps it in without a second read,
+// checking the guard in the same statement on a GuardedSwapper; when
+// somebody wrote the record in between, it checks the guard and falls
+// back to Update, which reads the record again and calls change again.
+// Single use still rests on the compare-and-swap. A change that fails is
+// answered ErrGuard when the guard has fallen, as if it had been checked
+// first.
+func UpdateFrom(ctx context.Context, st Store, r *Record, guard Guard, change func(*Record) error) (*Record, error) {
+	sw, swaps := st.(Swapper)
+	gs, guards := st.(GuardedSwapper)
+	if !swaps || (guard.ID != "" && !guards) {
+		if err := guard.check(ctx, st); err != nil {
+			return nil, err
+		}
+		guard = Guard{} // checked
+	}
+	if !swaps {
 		return st.Update(ctx, r.Kind, r.ID, change)
 	}
 	kind, id := r.Kind, r.ID
@@ -175,11 +212,22 @@ func UpdateFrom(ctx context.Context, st Store, r *Record, change func(*Record) e
 		if errors.Is(err, ErrUnchanged) {
 			return r, nil
 		}
+		if gerr := guard.check(ctx, st); gerr != nil {
+			return nil, gerr
+		}
 		return nil, err
 	}
 	r.Kind, r.ID = kind, id
-	err := sw.Swap(ctx, r)
+	var err error
+	if guard.ID != "" {
+		err = gs.SwapGuarded(ctx, r, guard)
+	} else {
+		err = sw.Swap(ctx, r)
+	}
 	if errors.Is(err, ErrConflict) {
+		if err := guard.check(ctx, st); err != nil {
+			return nil, err
+		}
 		return st.Update(ctx, kind, id, change)
 	}
 	if err != nil {
@@ -190,11 +238,12 @@ func UpdateFrom(ctx context.Context, st Store, r *Record, change func(*Record) e
 
 // ModifyFrom is Modify for a caller that has just read rec and decoded it
 // into v: the first attempt changes v without reading or decoding again
-// (see UpdateFrom); a retry after a conflict decodes a fresh value.
-func ModifyFrom[T any](ctx context.Context, st Store, rec *Record, v *T, change func(*Record, *T) error) (*Record, *T, error) {
+// (see UpdateFrom, and its guard); a retry after a conflict decodes a
+// fresh value.
+func ModifyFrom[T any](ctx context.Context, st Store, rec *Record, v *T, guard Guard, change func(*Record, *T) error) (*Record, *T, error) {
 	first := true
 	out := v
-	stored, err := UpdateFrom(ctx, st, rec, func(r *Record) error {
+	stored, err := UpdateFrom(ctx, st, rec, guard, func(r *Record) error {
 		if !first {
 			out = new(T)
 			if err := json.Unmarshal(r.Data, out); err != nil {

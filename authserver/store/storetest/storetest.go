@@ -149,7 +149,7 @@ func Run(t *testing.T, st store.Store) {
 		stale := *read
 		// Fresh: the change sees what was read, once.
 		calls := 0
-		got, err := store.UpdateFrom(ctx, st, read, func(r *store.Record) error {
+		got, err := store.UpdateFrom(ctx, st, read, store.Guard{}, func(r *store.Record) error {
 			calls++
 			if string(r.Data) != `{"n":1}` {
 				return fmt.Errorf("change saw %s", r.Data)
@@ -163,7 +163,7 @@ func Run(t *testing.T, st store.Store) {
 		// Stale: the write in between wins and the change runs again on it,
 		// so a token spent since the read is never spent twice.
 		var seen []string
-		got, err = store.UpdateFrom(ctx, st, &stale, func(r *store.Record) error {
+		got, err = store.UpdateFrom(ctx, st, &stale, store.Guard{}, func(r *store.Record) error {
 			seen = append(seen, string(r.Data))
 			if string(r.Data) != `{"n":2}` {
 				r.Data = []byte(`{"n":"lost"}`)
@@ -193,6 +193,58 @@ func Run(t *testing.T, st store.Store) {
 			if _, err := st.Get(ctx, store.KindToken, id("from-ghost")); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("swap of a missing record made it: %v", err)
 			}
+		}
+	})
+
+	t.Run("update from a read, guarded: written only while the guard stands", func(t *testing.T) {
+		fam := &store.Record{Kind: store.KindFamily, ID: id("guard-fam"), UserID: "usr_g", Data: []byte(`{}`)}
+		if err := st.Create(ctx, fam); err != nil {
+			t.Fatal(err)
+		}
+		r := &store.Record{Kind: store.KindSession, ID: id("guarded"), UserID: "usr_g", Data: []byte(`{"n":1}`)}
+		if err := st.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		guard := store.Guard{Kind: store.KindFamily, ID: fam.ID}
+		set := func(n string) func(*store.Record) error {
+			return func(r *store.Record) error { r.Data = []byte(`{"n":` + n + `}`); return nil }
+		}
+		read, err := st.Get(ctx, store.KindSession, id("guarded"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale := *read
+		if got, err := store.UpdateFrom(ctx, st, read, guard, set("2")); err != nil || string(got.Data) != `{"n":2}` {
+			t.Fatalf("guard standing: %+v, %v", got, err)
+		}
+		// Stale, guard standing: falls back to a fresh read.
+		if got, err := store.UpdateFrom(ctx, st, &stale, guard, set("3")); err != nil || string(got.Data) != `{"n":3}` {
+			t.Fatalf("stale read, guard standing: %+v, %v", got, err)
+		}
+		if _, err := st.Update(ctx, store.KindFamily, fam.ID, func(r *store.Record) error { r.Revoked = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := st.Get(ctx, store.KindSession, id("guarded"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, rec := range map[string]*store.Record{"fresh": fresh, "stale": &stale} {
+			c := *rec
+			if _, err := store.UpdateFrom(ctx, st, &c, guard, set("4")); !errors.Is(err, store.ErrGuard) {
+				t.Fatalf("%s read, guard revoked: %v, want ErrGuard", name, err)
+			}
+		}
+		refuse := errors.New("refused")
+		c := *fresh
+		if _, err := store.UpdateFrom(ctx, st, &c, guard, func(*store.Record) error { return refuse }); !errors.Is(err, store.ErrGuard) {
+			t.Fatalf("a failing change under a revoked guard: %v, want ErrGuard", err)
+		}
+		c = *fresh
+		if _, err := store.UpdateFrom(ctx, st, &c, store.Guard{Kind: store.KindFamily, ID: id("guard-none")}, set("5")); !errors.Is(err, store.ErrGuard) {
+			t.Fatalf("guard missing: %v, want ErrGuard", err)
+		}
+		if got, err := st.Get(ctx, store.KindSession, id("guarded")); err != nil || string(got.Data) != `{"n":3}` {
+			t.Fatalf("a refused guarded update wrote: %+v, %v", got, err)
 		}
 	})
 
