@@ -257,40 +257,34 @@ const guardedSwapSQL = `UPDATE tenantauth_records SET version = nextval('tenanta
 
 // SwapGuarded is Swap in one statement with the guard's check (see
 // store.GuardedSwapper): a refresh is one round trip for its write and
-// its family. A revoking write takes Swap's way, which publishes.
+// its family.
 func (s *Store) SwapGuarded(ctx context.Context, r *store.Record, guard store.Guard) error {
-	if r.Revoked && published(r.Kind) {
-		return errors.New("postgres: a guarded swap does not revoke")
-	}
-	old, err := strconv.ParseInt(r.Version, 10, 64)
-	if err != nil {
-		return fmt.Errorf("update %s record %s: bad version %q", r.Kind, r.ID, r.Version)
-	}
-	var v int64
-	err = s.pool.QueryRow(ctx, guardedSwapSQL, r.Kind, r.ID, old, r.UserID, r.Revoked, expiry(r.ExpiresAt), r.Data, guard.Kind, guard.ID).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.ErrConflict
-	}
-	if err != nil {
-		return fmt.Errorf("update %s record: %w", r.Kind, err)
-	}
-	r.Version = strconv.FormatInt(v, 10)
-	return nil
+	return s.swapIf(ctx, r, r.Revoked && published(r.Kind), &guard)
 }
 
 // swap writes r if its version is still current.
 func (s *Store) swap(ctx context.Context, r *store.Record, revoking bool) error {
+	return s.swapIf(ctx, r, revoking, nil)
+}
+
+// swapIf writes r if its version is still current and, with a guard, the
+// guard's record stands; a revoking write publishes in the same
+// transaction.
+func (s *Store) swapIf(ctx context.Context, r *store.Record, revoking bool, guard *store.Guard) error {
 	old, err := strconv.ParseInt(r.Version, 10, 64)
 	if err != nil {
 		return fmt.Errorf("update %s record %s: bad version %q", r.Kind, r.ID, r.Version)
 	}
-	args := []any{r.Kind, r.ID, old, r.UserID, r.Revoked, expiry(r.ExpiresAt), r.Data}
+	q, args := swapSQL, []any{r.Kind, r.ID, old, r.UserID, r.Revoked, expiry(r.ExpiresAt), r.Data}
+	if guard != nil {
+		q, args = guardedSwapSQL, append(args, guard.Kind, guard.ID)
+	}
 	var v int64
 	if !revoking {
-		err = s.pool.QueryRow(ctx, swapSQL, args...).Scan(&v)
+		err = s.pool.QueryRow(ctx, q, args...).Scan(&v)
 	} else {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if err := tx.QueryRow(ctx, swapSQL, args...).Scan(&v); err != nil {
+			if err := tx.QueryRow(ctx, q, args...).Scan(&v); err != nil {
 				return err
 			}
 			return publish(ctx, tx, r.Kind, r.ID)
