@@ -79,27 +79,37 @@ func extractCredential(r *http.Request, sessionCookie string) (credential, bool)
 
 // authenticate verifies the request's credential.
 func (s *Server) authenticate(r *http.Request) (*Principal, error) {
+	p := new(Principal)
+	if err := s.authenticateInto(r.Context(), r, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// authenticateInto is authenticate writing the principal into p, which
+// the caller owns: /verify keeps it on its stack. ctx bounds the store
+// calls.
+func (s *Server) authenticateInto(ctx context.Context, r *http.Request, p *Principal) error {
 	c, ok := extractCredential(r, s.cfg.SessionCookieName)
 	if !ok {
 		if r.Header.Get("Authorization") != "" {
-			return nil, problem.InvalidToken.Because("the Authorization header must read 'Bearer <token>'")
+			return problem.InvalidToken.Because("the Authorization header must read 'Bearer <token>'")
 		}
-		return nil, errUnauthenticated
+		return errUnauthenticated
 	}
-	var p *Principal
 	var err error
 	if c.isAPIKey {
-		p, err = s.verifyAPIKey(c.value)
+		err = s.verifyAPIKey(c.value, p)
 		s.countVerification(kindAPIKey, err)
 	} else {
-		p, err = s.verifyAccessToken(r.Context(), c.value)
+		err = s.verifyAccessToken(ctx, c.value, p)
 		s.countVerification(kindUser, err)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.ViaCookie = c.cookie
-	return p, nil
+	return nil
 }
 
 func (s *Server) countVerification(kind string, err error) {
@@ -118,7 +128,8 @@ func (s *Server) countVerification(kind string, err error) {
 // verifyAccessToken checks a JWT against its organization's keys only,
 // then checks that the organization, the membership and the session are
 // still live, so a disabled member or a revoked session fails at once.
-func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*Principal, error) {
+// The principal is written into p.
+func (s *Server) verifyAccessToken(ctx context.Context, raw string, p *Principal) error {
 	v, ok := s.verified.Get(raw)
 	var org *directory.Org
 	if ok {
@@ -130,24 +141,25 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*Principal,
 		var err error
 		v, org, err = s.verifyJWT(raw)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.verified.Put(raw, v)
 	}
 	c := &v.Claims
 	if !c.CheckTimes(s.cfg.Now()) {
-		return nil, problem.TokenExpired.New()
+		return problem.TokenExpired.New()
 	}
 	m, ok := s.dir.MemberOf(c.Email, org.Ref)
 	if !ok {
-		return nil, session.ErrMembershipInactive
+		return session.ErrMembershipInactive
 	}
 	f, err := s.checkSessionFor(ctx, c, org)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &Principal{Kind: kindUser, Org: org, UserID: c.Subject, Email: c.Email, Role: m.Role,
-		SessionID: c.SessionID, AMR: c.AMR, AuthTime: f.AuthTime}, nil
+	*p = Principal{Kind: kindUser, Org: org, UserID: c.Subject, Email: c.Email, Role: m.Role,
+		SessionID: c.SessionID, AMR: c.AMR, AuthTime: f.AuthTime}
+	return nil
 }
 
 // verifyJWT checks signature, algorithm, issuer, audience and type.
@@ -171,30 +183,32 @@ func (s *Server) verifyJWT(raw string) (*token.Verified, *directory.Org, error) 
 }
 
 // verifyAPIKey checks the key's checksum before any lookup, then its hash
-// in constant time, then revocation, expiry and its organization.
-func (s *Server) verifyAPIKey(raw string) (*Principal, error) {
+// in constant time, then revocation, expiry and its organization. The
+// principal is written into p.
+func (s *Server) verifyAPIKey(raw string, p *Principal) error {
 	k, err := apikey.Parse(raw)
 	if err != nil {
-		return nil, problem.InvalidAPIKey.Because(err.Error())
+		return problem.InvalidAPIKey.Because(err.Error())
 	}
 	info, hash, ok := s.dir.APIKey(k.ID)
 	if !ok || !k.Matches(hash) {
-		return nil, problem.InvalidAPIKey.New()
+		return problem.InvalidAPIKey.New()
 	}
 	if info.Revoked {
-		return nil, problem.APIKeyRevoked.New()
+		return problem.APIKeyRevoked.New()
 	}
 	if !info.ExpiresAt.IsZero() && !s.cfg.Now().Before(info.ExpiresAt) {
-		return nil, problem.APIKeyExpired.New()
+		return problem.APIKeyExpired.New()
 	}
 	org, ok := s.dir.OrgByRef(info.OrgRef)
 	if !ok {
-		return nil, problem.InvalidAPIKey.Because("the API key's organization no longer exists")
+		return problem.InvalidAPIKey.Because("the API key's organization no longer exists")
 	}
 	if !org.APIKeys {
-		return nil, problem.AuthMethodDisabled.Because("API keys are turned off for this organization")
+		return problem.AuthMethodDisabled.Because("API keys are turned off for this organization")
 	}
-	return &Principal{Kind: kindAPIKey, Org: org, KeyID: info.KeyID, Scopes: info.Scopes}, nil
+	*p = Principal{Kind: kindAPIKey, Org: org, KeyID: info.KeyID, Scopes: info.Scopes}
+	return nil
 }
 
 // csrfToken is derived from the session ID, so checking it needs no store

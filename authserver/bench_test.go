@@ -60,9 +60,10 @@ func BenchmarkVerifyJWT(b *testing.B) {
 func BenchmarkVerifyAccessToken(b *testing.B) {
 	h, tok := benchToken(b)
 	ctx := context.Background()
+	var p Principal
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := h.srv.verifyAccessToken(ctx, tok); err != nil {
+		if err := h.srv.verifyAccessToken(ctx, tok, &p); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -73,9 +74,10 @@ func BenchmarkVerifyAccessToken(b *testing.B) {
 func BenchmarkVerifyAPIKey(b *testing.B) {
 	h := newHarness(b, nil)
 	key, _ := h.addAPIKey("demo/acme", "read")
+	var p Principal
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := h.srv.verifyAPIKey(key); err != nil {
+		if err := h.srv.verifyAPIKey(key, &p); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -20,10 +20,11 @@ var (
 	errStoreUnavailable   = problem.StoreUnavailable.New()
 )
 
-// writeError answers with err in the contract's shape. Anything that is not
-// an *Error is a fault of ours or of the store: it is logged and answered
-// 503, because those are the faults a client may retry.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// writeError answers with err in the contract's shape and returns the
+// status it wrote. Anything that is not an *Error is a fault of ours or of
+// the store: it is logged and answered 503, because those are the faults a
+// client may retry.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	var e *problem.Error
 	if !errors.As(err, &e) {
 		s.log.Error(err, "request failed", "method", r.Method, "path", r.URL.Path)
@@ -36,6 +37,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Round(time.Second)/time.Second)))
 	}
 	writeJSON(w, e.Status, map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
+	return e.Status
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

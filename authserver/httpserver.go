@@ -111,7 +111,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // the original path is its input, not a route.
 func (s *Server) canonical(mux http.Handler) http.Handler {
 	verifyPrefix := s.cfg.PathPrefix + "/verify/"
-	verify := s.instrument("/verify/", http.HandlerFunc(s.handleVerify))
+	verify := s.instrumentVerify("/verify/")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {
 			w.Header().Set("Allow", "GET, HEAD, POST")

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -60,14 +61,23 @@ func (s *Server) authenticateRequest(r *http.Request) (*Principal, error) {
 // applies to the forwarded method, and to the X-CSRF-Token the client sent
 // with it. An unknown method ("") counts as state-changing.
 func (s *Server) authenticateMethod(r *http.Request, method string) (*Principal, error) {
-	p, err := s.authenticate(r)
-	if err != nil {
+	p := new(Principal)
+	if err := s.authenticateMethodInto(r.Context(), r, method, p); err != nil {
 		return nil, err
 	}
-	if p.ViaCookie && changesState(method) && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
-		return nil, errCSRF
-	}
 	return p, nil
+}
+
+// authenticateMethodInto is authenticateMethod writing the principal into
+// p (see authenticateInto).
+func (s *Server) authenticateMethodInto(ctx context.Context, r *http.Request, method string, p *Principal) error {
+	if err := s.authenticateInto(ctx, r, p); err != nil {
+		return err
+	}
+	if p.ViaCookie && changesState(method) && !s.csrfValid(p.SessionID, r.Header.Get("X-CSRF-Token")) {
+		return errCSRF
+	}
+	return nil
 }
 
 // changesState reports whether a method may change state: anything but
@@ -255,6 +265,24 @@ func (s *Server) instrument(route string, next http.Handler) http.Handler {
 		next.ServeHTTP(&st.statusRecorder, r.WithContext(&st.ctx))
 		hist.Observe(time.Since(start).Seconds())
 		codes.get(st.status).Inc()
+	})
+}
+
+// instrumentVerify is instrument for /verify, the hot path. The handler
+// returns the status it wrote, so no recorder wraps the writer, and it is
+// handed the request's deadline context rather than a copy of the request
+// that carries it: one small allocation instead of three.
+func (s *Server) instrumentVerify(route string) http.Handler {
+	hist := s.metrics.duration.WithLabelValues(route)
+	codes := s.metrics.routeRequests(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx := new(requestContext)
+		ctx.init(r.Context(), start.Add(s.cfg.RequestTimeout))
+		defer ctx.end()
+		status := s.handleVerify(ctx, w, r)
+		hist.Observe(time.Since(start).Seconds())
+		codes.get(status).Inc()
 	})
 }
 

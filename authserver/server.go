@@ -287,7 +287,7 @@ func (s *Server) routes() http.Handler {
 	// /verify, any method, and in Envoy mode /verify;params/<original
 	// path>: ahead of the mux and of canonical, which would refuse an
 	// unclean original path instead of letting /verify judge it.
-	verify := s.instrument("/verify", http.HandlerFunc(s.handleVerify))
+	verify := s.instrumentVerify("/verify")
 	rest := s.canonical(mux)
 	return s.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.isVerifyPath(r) {

@@ -35,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/authserver/kube"
@@ -48,8 +49,8 @@ import (
 
 const password = "correct horse battery"
 
-// durable is -durable.
-var durable bool
+// durable is -durable; etcdFsync is -etcd-fsync; besideBare is -verify.
+var durable, etcdFsync, besideBare bool
 
 func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long each measurement runs")
@@ -57,7 +58,11 @@ func main() {
 	stores := flag.String("stores", "postgres,kubernetes", "stores to measure")
 	scale := flag.Int("scale", 0, "with postgres: seed this many live sessions and compare with 1,000")
 	gc := flag.Int("gc", 0, "with postgres: seed this many expired sessions and time their collection")
-	flag.BoolVar(&durable, "durable", true, "run PostgreSQL with fsync and synchronous commit on (envtest's etcd runs without fsync)")
+	flag.BoolVar(&durable, "durable", true, "run PostgreSQL with fsync and synchronous commit on")
+	// envtest starts etcd with --unsafe-no-fsync; production etcd syncs
+	// every commit, as durable PostgreSQL does.
+	flag.BoolVar(&etcdFsync, "etcd-fsync", false, "run the kubernetes store's etcd with fsync (envtest's default is --unsafe-no-fsync)")
+	flag.BoolVar(&besideBare, "verify", true, "with postgres: also load /verify beside a bare handler (off: profile refresh alone)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (auth server and load generator) to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -88,7 +93,7 @@ func run(d time.Duration, workerList, storeList string, scale, gc int) error {
 		}
 		ws = append(ws, n)
 	}
-	fmt.Printf("# loadrefresh: %s per measurement, cores: %d, postgres durable: %v\n", d, numCPU(), durable)
+	fmt.Printf("# loadrefresh: %s per measurement, cores: %d, postgres durable: %v, etcd fsync: %v\n", d, numCPU(), durable, etcdFsync)
 	for _, name := range strings.Split(storeList, ",") {
 		st, closeFn, err := openStore(ctx, name)
 		if err != nil {
@@ -109,7 +114,7 @@ func run(d time.Duration, workerList, storeList string, scale, gc int) error {
 			}
 			fmt.Printf("%-10s refresh  workers=%-3d %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", name, w, res.rate, ms(res.p50), ms(res.p99), res.errors)
 		}
-		if name == "postgres" {
+		if name == "postgres" && besideBare {
 			s, _, err := authcluster.Login(ctx, base, "alice@acme.com", password)
 			if err != nil || s == nil {
 				return fmt.Errorf("login: %v", err)
@@ -163,9 +168,15 @@ func openStore(ctx context.Context, name string) (store.Store, func(), error) {
 		}
 		return st, func() { cancel(); st.Close(); _ = pg.Close() }, nil
 	case "kubernetes":
-		env, cfg, err := testenv.Start()
+		env, err := testenv.New()
 		if err != nil {
 			return nil, nil, err
+		}
+		env.ControlPlane.Etcd = &envtest.Etcd{}
+		env.ControlPlane.Etcd.Configure().Set("unsafe-no-fsync", strconv.FormatBool(!etcdFsync))
+		cfg, err := env.Start()
+		if err != nil {
+			return nil, nil, fmt.Errorf("start envtest: %w", err)
 		}
 		scheme := app.Scheme()
 		direct, err := client.New(cfg, client.Options{Scheme: scheme})
