@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +46,10 @@ func main() {
 	extKey := flag.String("api-key", "", "with -url: an API key of -org with scope read")
 	org := flag.String("org", "acme", "with -url: the organization's slug")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the in-process server to the file")
+	// Background load on shared cores drifts by more than the difference
+	// being measured; rounds interleave every target with the bare
+	// handler, and the summary takes each target's ratio within its round.
+	rounds := flag.Int("rounds", 1, "measure every target this many times, interleaved, and print the medians")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -90,38 +96,73 @@ func main() {
 		{"/verify API key", srv, "/verify?org=" + slug + "&scope=read", []string{"X-API-Key: " + key}},
 		{"  + forwarded path", srv, "/verify?org=" + slug + "&scope=read", []string{"X-API-Key: " + key, fwd}},
 	}
-	fmt.Printf("wrk -t%d -c%d -d%s, %d cores\n\n", *threads, *conns, *duration, numCPU())
-	fmt.Printf("%-22s %12s %10s %10s %10s %10s\n", "target", "req/s", "p50", "p90", "p99", "non-2xx")
-	var baseline float64
-	for i, t := range targets {
-		url := strings.TrimSuffix(*base, "/")
-		var hs *http.Server
-		if t.handler != nil {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
+	fmt.Printf("wrk -t%d -c%d -d%s, %d cores\n", *threads, *conns, *duration, numCPU())
+	ratios := make([][]float64, len(targets)) // req/s over bare's, per round
+	tails := make([][]float64, len(targets))  // p99 over bare's, per round
+	rates := make([][]float64, len(targets))
+	for range *rounds {
+		fmt.Printf("\n%-22s %12s %10s %10s %10s %10s\n", "target", "req/s", "p50", "p90", "p99", "non-2xx")
+		var bare result
+		for i, t := range targets {
+			res, err := measure(t.handler, *base, t.path, t.headers, *threads, *conns, *duration)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}
-			hs = &http.Server{Handler: t.handler}
-			go func() { _ = hs.Serve(l) }()
-			url = "http://" + l.Addr().String()
+			rel := ""
+			if i == 0 {
+				bare = res
+			} else {
+				rel = fmt.Sprintf("  (%.0f%% of bare)", 100*res.rps/bare.rps)
+			}
+			ratios[i] = append(ratios[i], res.rps/bare.rps)
+			tails[i] = append(tails[i], seconds(res.p99)/seconds(bare.p99))
+			rates[i] = append(rates[i], res.rps)
+			fmt.Printf("%-22s %12.0f %10s %10s %10s %10d%s\n", t.name, res.rps, res.p50, res.p90, res.p99, res.non2xx, rel)
 		}
-		res, err := runWrk(*threads, *conns, *duration, url+t.path, t.headers)
-		if hs != nil {
-			_ = hs.Shutdown(context.Background())
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		rel := ""
-		if i == 0 {
-			baseline = res.rps
-		} else {
-			rel = fmt.Sprintf("  (%.0f%% of bare)", 100*res.rps/baseline)
-		}
-		fmt.Printf("%-22s %12.0f %10s %10s %10s %10d%s\n", t.name, res.rps, res.p50, res.p90, res.p99, res.non2xx, rel)
 	}
+	if *rounds > 1 {
+		fmt.Printf("\nmedians of %d rounds (ratios taken within each round)\n", *rounds)
+		fmt.Printf("%-22s %12s %12s %14s\n", "target", "req/s", "of bare", "p99 / bare's")
+		for i, t := range targets {
+			fmt.Printf("%-22s %12.0f %11.0f%% %13.2fx\n", t.name, median(rates[i]), 100*median(ratios[i]), median(tails[i]))
+		}
+	}
+}
+
+// measure loads path with wrk: on an in-process listener for handler, or
+// at base when handler is nil.
+func measure(handler http.Handler, base, path string, headers []string, threads, conns int, d time.Duration) (result, error) {
+	url := strings.TrimSuffix(base, "/")
+	if handler != nil {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return result{}, err
+		}
+		hs := &http.Server{Handler: handler}
+		go func() { _ = hs.Serve(l) }()
+		defer func() { _ = hs.Shutdown(context.Background()) }()
+		url = "http://" + l.Addr().String()
+	}
+	return runWrk(threads, conns, d, url+path, headers)
+}
+
+// seconds reads one of wrk's latencies ("624.00us", "8.58ms", "1.02s").
+func seconds(s string) float64 {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return math.NaN()
+	}
+	return d.Seconds()
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // setup builds an auth server with one organization, a member with a
