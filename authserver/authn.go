@@ -77,18 +77,9 @@ func extractCredential(r *http.Request, sessionCookie string) (credential, bool)
 	return credential{}, false
 }
 
-// authenticate verifies the request's credential.
-func (s *Server) authenticate(r *http.Request) (*Principal, error) {
-	p := new(Principal)
-	if err := s.authenticateInto(r.Context(), r, p); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// authenticateInto is authenticate writing the principal into p, which
-// the caller owns: /verify keeps it on its stack. ctx bounds the store
-// calls.
+// authenticateInto verifies the request's credential and writes the
+// principal into p, which the caller owns (/verify keeps it on its
+// stack). ctx bounds the store calls.
 func (s *Server) authenticateInto(ctx context.Context, r *http.Request, p *Principal) error {
 	c, ok := extractCredential(r, s.cfg.SessionCookieName)
 	if !ok {

@@ -33,9 +33,10 @@ func FuzzAuthenticate(f *testing.F) {
 		if cookie != "" {
 			r.AddCookie(&http.Cookie{Name: "tenantauth_session", Value: cookie})
 		}
-		p, err := h.srv.authenticate(r)
+		var p Principal
+		err := h.srv.authenticateInto(r.Context(), r, &p)
 		if err == nil {
-			if p == nil || p.Org == nil {
+			if p.Org == nil {
 				t.Fatal("authenticated without a principal")
 			}
 			return

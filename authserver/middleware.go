@@ -49,7 +49,7 @@ func (s *Server) authenticated(h authedFunc) http.Handler {
 	})
 }
 
-// authenticateRequest is authenticate plus the CSRF rule: a
+// authenticateRequest is authenticateInto plus the CSRF rule: a
 // cookie-authenticated request that changes state must carry the
 // session's X-CSRF-Token. Every endpoint that acts for its caller uses it.
 func (s *Server) authenticateRequest(r *http.Request) (*Principal, error) {
@@ -69,7 +69,7 @@ func (s *Server) authenticateMethod(r *http.Request, method string) (*Principal,
 }
 
 // authenticateMethodInto is authenticateMethod writing the principal into
-// p (see authenticateInto).
+// p, as authenticateInto does.
 func (s *Server) authenticateMethodInto(ctx context.Context, r *http.Request, method string, p *Principal) error {
 	if err := s.authenticateInto(ctx, r, p); err != nil {
 		return err
