@@ -32,6 +32,10 @@ type Config struct {
 	MaxConns int32
 	// Revocations tune the in-memory view; zero values take the defaults.
 	Revocations ViewConfig
+	// RecentSessions bounds the session records kept in memory so that a
+	// refresh needs no read (see recent); 0 means defaultRecentSessions,
+	// a negative number keeps none.
+	RecentSessions int
 }
 
 // Store is the PostgreSQL backend.
@@ -39,6 +43,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	log  logr.Logger
 	view *view
+	// recent are the session records last read or written here.
+	recent *recent
 	// migrated is closed once the schema is current.
 	migrated chan struct{}
 }
@@ -51,6 +57,7 @@ var (
 	_ store.Swapper        = (*Store)(nil)
 	_ store.HeaderReader   = (*Store)(nil)
 	_ store.GuardedSwapper = (*Store)(nil)
+	_ store.Recents        = (*Store)(nil)
 )
 
 // gcBatch bounds the rows one garbage-collection statement deletes, so
@@ -89,7 +96,10 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make the PostgreSQL pool: %w", err)
 	}
-	s := &Store{pool: pool, log: cfg.Log, migrated: make(chan struct{})}
+	if cfg.RecentSessions == 0 {
+		cfg.RecentSessions = defaultRecentSessions
+	}
+	s := &Store{pool: pool, log: cfg.Log, recent: newRecent(cfg.RecentSessions), migrated: make(chan struct{})}
 	s.view = newView(s, pc.ConnConfig, cfg.Revocations, cfg.Log)
 	return s, nil
 }
@@ -169,8 +179,13 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*store.Record, error)
 	if err != nil {
 		return nil, fmt.Errorf("read %s record: %w", kind, err)
 	}
+	s.recent.put(r)
 	return r, nil
 }
+
+// Recent returns the session record as this replica last read or wrote
+// it (see store.Recents).
+func (s *Store) Recent(kind, id string) (*store.Record, bool) { return s.recent.get(kind, id) }
 
 // GetHeader reads a record's owner and revocation without its data (the
 // family check of every refresh).
@@ -200,6 +215,7 @@ func (s *Store) Create(ctx context.Context, r *store.Record) error {
 		return fmt.Errorf("create %s record: %w", r.Kind, err)
 	}
 	r.Version = strconv.FormatInt(v, 10)
+	s.recent.put(r)
 	return nil
 }
 
@@ -291,12 +307,15 @@ func (s *Store) swapIf(ctx context.Context, r *store.Record, revoking bool, guar
 		})
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
+		s.recent.forget(r.Kind, r.ID)
 		return store.ErrConflict
 	}
 	if err != nil {
+		s.recent.forget(r.Kind, r.ID)
 		return fmt.Errorf("update %s record: %w", r.Kind, err)
 	}
 	r.Version = strconv.FormatInt(v, 10)
+	s.recent.put(r)
 	return nil
 }
 
@@ -328,6 +347,7 @@ func publish(ctx context.Context, tx pgx.Tx, kind, id string) error {
 // session or family is published like a revocation.
 func (s *Store) Delete(ctx context.Context, kind, id string) error {
 	const del = "DELETE FROM tenantauth_records WHERE kind = $1 AND id = $2"
+	s.recent.forget(kind, id)
 	var err error
 	if !published(kind) {
 		_, err = s.pool.Exec(ctx, del, kind, id)

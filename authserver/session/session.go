@@ -242,10 +242,19 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		return nil, problem.InvalidRefreshToken.New()
 	}
 	sid := IDPrefix + id
-	// The record read here is the update's first attempt too
-	// (store.ModifyFrom), and the family is the update's guard: on
-	// postgres checked in the same statement as the write, elsewhere read
-	// before it (a change may not call the store).
+	// A backend that keeps recent records (postgres) may hold this session
+	// as this replica last wrote it. When the token is its current one, the
+	// rotation is tried from that copy, with no read: the swap's version
+	// check decides whether it was current. Nothing is refused on a copy;
+	// any other outcome is decided on a fresh read.
+	copied := new(Session)
+	if rec, ok := store.LoadRecent(s.store, store.KindSession, sid, copied); ok &&
+		copied.RevokedAt == nil && token.SecretMatches(secret, copied.RefreshHash) {
+		resp, err := s.rotate(ctx, rec, copied, id, secret, true)
+		if !errors.Is(err, errFromCopy) {
+			return resp, err
+		}
+	}
 	read := new(Session)
 	rec, err := store.Load(ctx, s.store, store.KindSession, sid, read)
 	if err != nil {
@@ -254,6 +263,22 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		}
 		return nil, err
 	}
+	return s.rotate(ctx, rec, read, id, secret, false)
+}
+
+// errFromCopy is what rotate answers when it would have refused a refresh
+// on a recent copy of the session rather than on a read.
+var errFromCopy = errors.New("refused on a recent copy")
+
+// rotate spends secret, the refresh token of the session rec read as
+// read, and issues the next one. The record read is the update's first
+// attempt too (store.ModifyFrom), and the family is the update's guard:
+// on postgres checked in the same statement as the write, elsewhere read
+// before it (a change may not call the store). fromCopy says rec is a
+// recent copy rather than a read: a first attempt that would refuse
+// answers errFromCopy instead, for the caller to read and decide.
+func (s *Manager) rotate(ctx context.Context, rec *store.Record, read *Session, id, secret string, fromCopy bool) (*Response, error) {
+	sid := rec.ID
 	var (
 		next    string
 		org     *directory.Org
@@ -266,7 +291,7 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 	if read.FamilyID != "" { // a session from before families stands alone
 		family = store.Guard{Kind: store.KindFamily, ID: read.FamilyID}
 	}
-	_, sess, err := store.ModifyFrom(ctx, s.store, rec, read, family, func(rec *store.Record, sess *Session) error {
+	change := func(rec *store.Record, sess *Session) error {
 		now = s.cfg.Now().UTC()
 		if sess.RevokedAt != nil {
 			return problem.SessionRevoked.Because("the session has ended; log in again")
@@ -298,8 +323,19 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		sess.IdleExpiresAt = minTime(now.Add(org.IdleTTL), sess.AbsoluteExpiresAt)
 		rec.ExpiresAt = sess.IdleExpiresAt
 		return nil
+	}
+	first := fromCopy
+	_, sess, err := store.ModifyFrom(ctx, s.store, rec, read, family, func(rec *store.Record, sess *Session) error {
+		err := change(rec, sess)
+		if first && err != nil {
+			err = errFromCopy
+		}
+		first = false
+		return err
 	})
 	switch {
+	case errors.Is(err, errFromCopy):
+		return nil, err
 	case errors.Is(err, store.ErrGuard):
 		return nil, ErrEnded
 	case errors.Is(err, errSpnt):

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -59,4 +60,32 @@ type Swapper interface {
 type GuardedSwapper interface {
 	Swapper
 	SwapGuarded(ctx context.Context, r *Record, guard Guard) error
+}
+
+// Recents is a backend whose reads are network calls and which keeps, in
+// memory, a bounded number of the records it last read or wrote, each with
+// the version it had then (postgres, for sessions). A caller may make the
+// first attempt of a compare-and-swap from such a copy and so skip the read
+// (see LoadRecent). The copy may be stale, since another replica may have
+// written the record since: it is the input of a compare-and-swap, which
+// the stored version decides, and never grounds for refusing anything.
+type Recents interface {
+	// Recent returns a copy of the record of kind and id as this replica
+	// last saw it, if it still holds one.
+	Recent(kind, id string) (*Record, bool)
+}
+
+// LoadRecent is Load from the backend's recent copy, without a read: ok is
+// false when the backend keeps none (see Recents), or the copy does not
+// decode. What it returns may be stale.
+func LoadRecent(st Store, kind, id string, v any) (*Record, bool) {
+	rs, ok := st.(Recents)
+	if !ok {
+		return nil, false
+	}
+	r, ok := rs.Recent(kind, id)
+	if !ok || json.Unmarshal(r.Data, v) != nil {
+		return nil, false
+	}
+	return r, true
 }
