@@ -159,6 +159,11 @@ func Do(ctx context.Context, method, url string, body any, bearer string) (Respo
 		return Response{}, err
 	}
 	r := Response{Status: resp.StatusCode, Body: b}
+	if r.Status < 400 {
+		// Only errors carry a code; decoding every success would be the
+		// load tools' largest cost after the server's.
+		return r, nil
+	}
 	var e struct {
 		Error struct {
 			Code string `json:"code"`
