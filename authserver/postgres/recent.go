@@ -71,6 +71,17 @@ func (c *recent) forget(kind, id string) {
 	c.mu.Unlock()
 }
 
+// clear forgets every copy. A database that comes back after a lost
+// connection may not be the one left (a restore, a failover, a
+// blue/green switchover) and its version sequence may stand behind the
+// versions the copies hold: a write there could draw one of them again
+// for other data, and a copy must never match it.
+func (c *recent) clear() {
+	c.mu.Lock()
+	clear(c.recs)
+	c.mu.Unlock()
+}
+
 func (c *recent) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

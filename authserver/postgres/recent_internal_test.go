@@ -36,6 +36,10 @@ func TestRecentIsBounded(t *testing.T) {
 	if again, _ := c.get(store.KindSession, "ses_x"); again.Version != "3" {
 		t.Fatalf("changing a returned copy changed the kept one: %s", again.Version)
 	}
+	c.clear()
+	if n := c.len(); n != 0 {
+		t.Fatalf("after clear the set holds %d", n)
+	}
 	if off := newRecent(-1); off.kept(store.KindSession) {
 		t.Fatal("a negative bound keeps records")
 	}

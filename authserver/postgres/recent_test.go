@@ -3,7 +3,9 @@ package postgres_test
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tenantauth/tenantauth/internal/authcluster"
 	"github.com/tenantauth/tenantauth/internal/pgtest"
@@ -97,4 +99,28 @@ func TestStaleCopyOfRevokedSession(t *testing.T) {
 	refreshes(t, b, s.RefreshToken, http.StatusUnauthorized, "session_revoked")
 	// The other session of the same user is untouched.
 	refreshes(t, b, refreshes(t, a, other.RefreshToken, http.StatusOK, ""), http.StatusOK, "")
+}
+
+// TestStaleCopyThatExpiredDetectsReuse: the one refusal a copy could
+// make by itself is idle expiry, since only a rotation moves the idle
+// deadline on. A stolen token replayed to a replica whose copy has gone
+// idle, while the owner kept the session alive on another replica, is
+// reuse, not expiry: trusting the copy would answer refresh_token_expired
+// and leave the thief's victim session alive.
+func TestStaleCopyThatExpiredDetectsReuse(t *testing.T) {
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	c := newCluster(t, pgtest.NewDB(t), 2, authcluster.Options{Now: now})
+	if err := c.AddMember(context.Background(), "alice@acme.com", "owner", password); err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Replicas[0].URL, c.Replicas[1].URL
+
+	stolen := login(t, a).RefreshToken // a's copy: stolen is current, idle for 24h
+	offset.Store(int64(20 * time.Hour))
+	t2 := refreshes(t, b, stolen, http.StatusOK, "") // the stored session is idle from now on
+	t3 := refreshes(t, b, t2, http.StatusOK, "")
+	offset.Store(int64(25 * time.Hour)) // past the copy's idle deadline, not the stored one's
+	refreshes(t, a, stolen, http.StatusUnauthorized, "refresh_token_reused")
+	refreshes(t, b, t3, http.StatusUnauthorized, "session_revoked")
 }

@@ -185,6 +185,7 @@ func (v *view) sync(ctx context.Context) {
 		// one: drop them, so none fails a request after the database is
 		// back, and the next poll connects afresh.
 		v.st.pool.Reset()
+		v.st.recent.clear()
 		if wasDown == nil {
 			v.log.Error(err, "postgres store not ready: lost the database; /verify answers from the revocations held in memory")
 		}
@@ -333,6 +334,7 @@ func (v *view) listen(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		v.st.recent.clear() // the database may not be the one it was (recent.clear)
 		v.log.V(1).Info("postgres revocation listener disconnected; polling covers it", "error", err.Error())
 		select {
 		case <-ctx.Done():

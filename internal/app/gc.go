@@ -17,7 +17,9 @@ import (
 // beyond the bare handler's. At 400 it collects a quarter as often for
 // about 30 MiB more heap. GOMEMLIMIT, which the chart sets below the
 // pod's memory limit, still bounds the total: the collector works harder
-// as the heap nears it.
+// as the heap nears it. Run outside the chart, the auth server needs
+// GOMEMLIMIT set the same way, or GOGC=100 where memory is tight; in
+// make dev the operator in the same process collects at 400 too.
 const authServerGCPercent = 400
 
 // tuneGC sets the auth server's garbage-collection target, unless the

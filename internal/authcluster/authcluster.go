@@ -40,6 +40,8 @@ type Options struct {
 	Argon2 *account.Argon2Params
 	// AccessTTL of the organization; default 15m.
 	AccessTTL time.Duration
+	// Now is every replica's clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Replica is one auth server and its listener.
@@ -96,7 +98,7 @@ func (c *Cluster) start(st store.Store) *Replica {
 		limit = -1
 	}
 	srv := authserver.New(authserver.Config{PublicURL: "http://auth.test", Secret: InstallKey, Argon2: argon,
-		RateLimitPerMinute: limit}, dir, st, InstallKey)
+		RateLimitPerMinute: limit, Now: c.opts.Now}, dir, st, InstallKey)
 	h := httptest.NewServer(srv)
 	return &Replica{Server: srv, Store: st, URL: h.URL, http: h}
 }
