@@ -36,6 +36,9 @@ type Config struct {
 	// refresh needs no read (see recent); 0 means defaultRecentSessions,
 	// a negative number keeps none.
 	RecentSessions int
+	// Batchers is how many batches of swaps run at once (see batcher); 0
+	// means defaultBatchers, a negative number swaps one statement each.
+	Batchers int
 }
 
 // Store is the PostgreSQL backend.
@@ -45,6 +48,8 @@ type Store struct {
 	view *view
 	// recent are the session records last read or written here.
 	recent *recent
+	// batch gathers concurrent swaps into one statement; nil swaps alone.
+	batch *batcher
 	// migrated is closed once the schema is current.
 	migrated chan struct{}
 }
@@ -100,6 +105,12 @@ func Open(cfg Config) (*Store, error) {
 		cfg.RecentSessions = defaultRecentSessions
 	}
 	s := &Store{pool: pool, log: cfg.Log, recent: newRecent(cfg.RecentSessions), migrated: make(chan struct{})}
+	if cfg.Batchers == 0 {
+		cfg.Batchers = defaultBatchers
+	}
+	if cfg.Batchers > 0 {
+		s.batch = newBatcher(s, cfg.Batchers)
+	}
 	s.view = newView(s, pc.ConnConfig, cfg.Revocations, cfg.Log)
 	return s, nil
 }
@@ -133,6 +144,9 @@ func (s *Store) Run(ctx context.Context) error {
 		}
 	}
 	close(s.migrated)
+	if s.batch != nil {
+		go s.batch.run(ctx)
+	}
 	return s.view.run(ctx)
 }
 
@@ -285,28 +299,31 @@ func (s *Store) swap(ctx context.Context, r *store.Record, revoking bool) error 
 
 // swapIf writes r if its version is still current and, with a guard, the
 // guard's record stands; a revoking write publishes in the same
-// transaction.
+// transaction. Others go in a batch when workers run.
 func (s *Store) swapIf(ctx context.Context, r *store.Record, revoking bool, guard *store.Guard) error {
 	old, err := strconv.ParseInt(r.Version, 10, 64)
 	if err != nil {
 		return fmt.Errorf("update %s record %s: bad version %q", r.Kind, r.ID, r.Version)
 	}
-	q, args := swapSQL, []any{r.Kind, r.ID, old, r.UserID, r.Revoked, expiry(r.ExpiresAt), r.Data}
-	if guard != nil {
-		q, args = guardedSwapSQL, append(args, guard.Kind, guard.ID)
-	}
-	var v int64
-	if !revoking {
-		err = s.pool.QueryRow(ctx, q, args...).Scan(&v)
-	} else {
+	var (
+		v       int64
+		batched bool
+	)
+	switch {
+	case revoking:
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			q, args := swapStatement(r, old, guard)
 			if err := tx.QueryRow(ctx, q, args...).Scan(&v); err != nil {
 				return err
 			}
 			return publish(ctx, tx, r.Kind, r.ID)
 		})
+	default:
+		if v, batched, err = s.batch.swap(ctx, *r, old, guard); !batched {
+			v, err = s.execOne(ctx, r, old, guard)
+		}
 	}
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || errors.Is(err, store.ErrConflict) {
 		s.recent.forget(r.Kind, r.ID)
 		return store.ErrConflict
 	}
@@ -317,6 +334,24 @@ func (s *Store) swapIf(ctx context.Context, r *store.Record, revoking bool, guar
 	r.Version = strconv.FormatInt(v, 10)
 	s.recent.put(r)
 	return nil
+}
+
+// swapStatement is the one-row swap of r from version old.
+func swapStatement(r *store.Record, old int64, guard *store.Guard) (string, []any) {
+	q, args := swapSQL, []any{r.Kind, r.ID, old, r.UserID, r.Revoked, expiry(r.ExpiresAt), r.Data}
+	if guard != nil {
+		q, args = guardedSwapSQL, append(args, guard.Kind, guard.ID)
+	}
+	return q, args
+}
+
+// execOne runs the one-row swap of r from version old and answers the new
+// version, or pgx.ErrNoRows when r's version moved or its guard fell.
+func (s *Store) execOne(ctx context.Context, r *store.Record, old int64, guard *store.Guard) (int64, error) {
+	var v int64
+	q, args := swapStatement(r, old, guard)
+	err := s.pool.QueryRow(ctx, q, args...).Scan(&v)
+	return v, err
 }
 
 // revocationLock serialises writers of tenantauth_revocations: a writer

@@ -23,7 +23,13 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // openStore opens a store on dsn and runs it until the test ends.
 func openStore(t *testing.T, dsn string, vc postgres.ViewConfig) *postgres.Store {
 	t.Helper()
-	st, err := postgres.Open(postgres.Config{DSN: dsn, Log: testr.New(t), Revocations: vc})
+	return openStoreWith(t, postgres.Config{DSN: dsn, Log: testr.New(t), Revocations: vc})
+}
+
+// openStoreWith opens a store of cfg and runs it until the test ends.
+func openStoreWith(t *testing.T, cfg postgres.Config) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,10 @@
 //	export KUBEBUILDER_ASSETS=$PWD/bin/k8s/<version>
 //	go run ./hack/loadrefresh -duration 10s -workers 16,64
 //	go run ./hack/loadrefresh -stores postgres -scale 1000000 -gc 1000000
+//	go run ./hack/loadrefresh -stores postgres,postgres-alone,kubernetes
+//
+// postgres-alone is the postgres store with every swap a statement of its
+// own (postgres.Config.Batchers -1), the build before batched swaps.
 //
 // Each worker logs in once and then refreshes its own session as fast as
 // it can (parallel sessions of one user), so a refresh is one
@@ -36,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
 	"github.com/tenantauth/tenantauth/authserver/kube"
@@ -49,8 +54,12 @@ import (
 
 const password = "correct horse battery"
 
-// durable is -durable; etcdFsync is -etcd-fsync; besideBare is -verify.
-var durable, etcdFsync, besideBare bool
+// durable is -durable; etcdFsync is -etcd-fsync; besideBare is -verify;
+// batchers is -batchers.
+var (
+	durable, etcdFsync, besideBare bool
+	batchers                       int
+)
 
 func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long each measurement runs")
@@ -63,8 +72,10 @@ func main() {
 	// every commit, as durable PostgreSQL does.
 	flag.BoolVar(&etcdFsync, "etcd-fsync", false, "run the kubernetes store's etcd with fsync (envtest's default is --unsafe-no-fsync)")
 	flag.BoolVar(&besideBare, "verify", true, "with postgres: also load /verify beside a bare handler (off: profile refresh alone)")
+	flag.IntVar(&batchers, "batchers", 0, "with postgres: postgres.Config.Batchers (0: the store's default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (auth server and load generator) to the file")
 	flag.Parse()
+	ctrllog.SetLogger(logr.Discard())
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -112,7 +123,7 @@ func run(d time.Duration, workerList, storeList string, scale, gc int) error {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%-10s refresh  workers=%-3d %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", name, w, res.rate, ms(res.p50), ms(res.p99), res.errors)
+			fmt.Printf("%-14s refresh  workers=%-3d %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", name, w, res.rate, ms(res.p50), ms(res.p99), res.errors)
 		}
 		if name == "postgres" && besideBare {
 			s, _, err := authcluster.Login(ctx, base, "alice@acme.com", password)
@@ -148,7 +159,7 @@ func numCPU() int {
 // openStore starts the backing service and the store.
 func openStore(ctx context.Context, name string) (store.Store, func(), error) {
 	switch name {
-	case "postgres":
+	case "postgres", "postgres-alone":
 		pg, err := pgtest.Start(pgtest.Options{Durable: durable})
 		if err != nil {
 			return nil, nil, err
@@ -157,7 +168,11 @@ func openStore(ctx context.Context, name string) (store.Store, func(), error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := postgres.Open(postgres.Config{DSN: dsn, Log: logr.Discard()})
+		cfg := postgres.Config{DSN: dsn, Log: logr.Discard(), Batchers: batchers}
+		if name == "postgres-alone" {
+			cfg.Batchers = -1
+		}
+		st, err := postgres.Open(cfg)
 		if err != nil {
 			return nil, nil, err
 		}
