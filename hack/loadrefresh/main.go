@@ -71,7 +71,7 @@ func main() {
 	// envtest starts etcd with --unsafe-no-fsync; production etcd syncs
 	// every commit, as durable PostgreSQL does.
 	flag.BoolVar(&etcdFsync, "etcd-fsync", false, "run the kubernetes store's etcd with fsync (envtest's default is --unsafe-no-fsync)")
-	flag.BoolVar(&besideBare, "verify", true, "with postgres: also load /verify beside a bare handler (off: profile refresh alone)")
+	flag.BoolVar(&besideBare, "verify", true, "with postgres and kubernetes: also load /verify beside a bare handler (off: profile refresh alone)")
 	flag.IntVar(&batchers, "batchers", 0, "with postgres: postgres.Config.Batchers (0: the store's default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (auth server and load generator) to the file")
 	flag.Parse()
@@ -125,12 +125,12 @@ func run(d time.Duration, workerList, storeList string, scale, gc int) error {
 			}
 			fmt.Printf("%-14s refresh  workers=%-3d %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", name, w, res.rate, ms(res.p50), ms(res.p99), res.errors)
 		}
-		if name == "postgres" && besideBare {
+		if (name == "postgres" || name == "kubernetes") && besideBare {
 			s, _, err := authcluster.Login(ctx, base, "alice@acme.com", password)
 			if err != nil || s == nil {
 				return fmt.Errorf("login: %v", err)
 			}
-			if err := verifyBesideBare(base, s.AccessToken, d, 64); err != nil {
+			if err := verifyBesideBare(name, base, s.AccessToken, d, 64); err != nil {
 				return err
 			}
 		}

@@ -16,10 +16,10 @@ var (
 )
 
 // verifyBesideBare loads a bare net/http handler and then /verify with a
-// JWT on the postgres store with wrk, and prints both and their ratio.
-func verifyBesideBare(base, jwt string, d time.Duration, conns int) error {
+// JWT on the named store with wrk, and prints both and their ratio.
+func verifyBesideBare(name, base, jwt string, d time.Duration, conns int) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
-		fmt.Println("postgres   /verify beside a bare handler: skipped, wrk not installed (apt-get install -y wrk)")
+		fmt.Printf("%-14s /verify beside a bare handler: skipped, wrk not installed (apt-get install -y wrk)\n", name)
 		return nil
 	}
 	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -50,8 +50,8 @@ func verifyBesideBare(base, jwt string, d time.Duration, conns int) error {
 		if b := wrkBad.FindSubmatch(out); b != nil {
 			bad = string(b[1])
 		}
-		fmt.Printf("postgres   wrk c=%d %-14s %9.0f req/s  p50 %8s  p99 %8s  non-2xx %s\n", conns, t.name, rates[i], pct["50"], pct["99"], bad)
+		fmt.Printf("%-14s wrk c=%d %-14s %9.0f req/s  p50 %8s  p99 %8s  non-2xx %s\n", name, conns, t.name, rates[i], pct["50"], pct["99"], bad)
 	}
-	fmt.Printf("postgres   /verify at %.0f%% of the bare handler\n", 100*rates[1]/rates[0])
+	fmt.Printf("%-14s /verify at %.0f%% of the bare handler\n", name, 100*rates[1]/rates[0])
 	return nil
 }
