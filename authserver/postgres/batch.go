@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -33,21 +35,42 @@ import (
 // the replica.
 //
 // A batch takes at most one swap of a record (a second waits for the next
-// batch, where its version check decides it), and is sorted by key, so
-// concurrent batches lock rows in one order. A batch the server refuses
-// (a deadlock with another replica's, or one swap's bad value) sends each
-// of its swaps back to run alone on its caller's goroutine, so that a
-// refusal is one swap's alone.
+// batch, where its version check decides it), and is sorted by key. The
+// sort does not fix the order the rows are locked in, which is the plan's
+// (a hash join locks in heap order), so batches on this replica or
+// another may wait on each other, and any batch may wait on a row another
+// transaction holds (a revoking write queued on revocationLock). So every
+// batcher statement runs with a short lock_timeout: a batch whose row is
+// held is refused at once rather than holding up its neighbours, and a
+// deadlock ends at that timeout instead of deadlock_timeout. A batch the
+// server refuses (a lock, a deadlock, one swap's bad value) sends each of
+// its swaps back to run alone on its caller's goroutine, where only the
+// swap of the held row waits. A refusal is then one swap's alone.
+//
+// A batch that has started runs to its end even while the store stops: its
+// swaps may commit, and their callers (requests the server is still
+// draining) must learn so. Swaps not yet started when it stops run alone.
 
 // batchSQL is swapSQL and guardedSwapSQL for many rows: b.i says which
-// swaps won. A guard kind of "" means no guard.
+// swaps won.
 const batchSQL = `UPDATE tenantauth_records r SET version = nextval('tenantauth_record_version'),
 	user_id = b.user_id, revoked = b.revoked, expires_at = b.expires_at, data = b.data
-	FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bool[], $7::timestamptz[], $8::bytea[], $9::text[], $10::text[])
-		AS b(i, kind, id, old, user_id, revoked, expires_at, data, gkind, gid)
+	FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bool[], $7::timestamptz[], $8::bytea[], $9::bool[], $10::text[], $11::text[])
+		AS b(i, kind, id, old, user_id, revoked, expires_at, data, guarded, gkind, gid)
 	WHERE r.kind = b.kind AND r.id = b.id AND r.version = b.old
-	AND (b.gkind = '' OR EXISTS (SELECT 1 FROM tenantauth_records g WHERE g.kind = b.gkind AND g.id = b.gid AND NOT g.revoked))
+	AND (NOT b.guarded OR EXISTS (SELECT 1 FROM tenantauth_records g WHERE g.kind = b.gkind AND g.id = b.gid AND NOT g.revoked))
 	RETURNING b.i, r.version`
+
+// batchLimitSQL sets the batcher's timeouts for the rest of the transaction:
+// it is sent with the swap statement in one pipeline, an implicit
+// transaction, so it costs no round trip and ends with the statement.
+const batchLimitSQL = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`
+
+// batchLockTimeout is how long a batcher statement waits for a row lock
+// before the server refuses it (55P03) and its swaps run alone. It is
+// longer than a commit holds a swap's row, so batches of a busy replica
+// seldom refuse each other.
+const batchLockTimeout = 50 * time.Millisecond
 
 // maxBatch bounds the swaps of one statement.
 const maxBatch = 64
@@ -60,8 +83,18 @@ const defaultBatchers = 4
 // starts beside it rather than after it.
 const batchPatience = 5 * time.Millisecond
 
-// batchTimeout bounds one batch statement.
-const batchTimeout = 10 * time.Second
+// batchTimeout bounds one batch statement at the client; the server's
+// statement_timeout ends it a second earlier, so a slow batch ends in a
+// rollback its swaps can run alone after, not an unknown outcome.
+const (
+	batchTimeout          = 10 * time.Second
+	batchStatementTimeout = batchTimeout - time.Second
+)
+
+// batchLimits are batchLimitSQL's arguments for a lock timeout.
+func batchLimits(lock time.Duration) []any {
+	return []any{fmt.Sprintf("%dms", lock.Milliseconds()), fmt.Sprintf("%dms", batchStatementTimeout.Milliseconds())}
+}
 
 // pendingSwap is one swap waiting for a batch.
 type pendingSwap struct {
@@ -89,12 +122,13 @@ type batcher struct {
 	queue   chan *pendingSwap
 	running atomic.Bool   // the batcher takes swaps
 	stopped chan struct{} // closed once it has stopped
+	limits  []any         // batchLimits of batchLockTimeout
 	// batched counts the swaps decided by a statement of many.
 	batched atomic.Int64
 }
 
 func newBatcher(s *Store, max int) *batcher {
-	return &batcher{s: s, max: max, queue: make(chan *pendingSwap), stopped: make(chan struct{})}
+	return &batcher{s: s, max: max, queue: make(chan *pendingSwap), stopped: make(chan struct{}), limits: batchLimits(batchLockTimeout)}
 }
 
 // swap runs one swap in a batch and answers its new version. ok is false
@@ -134,7 +168,9 @@ func (b *batcher) run(ctx context.Context) {
 		impatient bool
 	)
 	defer patience.Stop()
-	for {
+	// A batch that has started runs to its end (see above).
+	bctx := context.WithoutCancel(ctx)
+	for ctx.Err() == nil {
 		waiting = drain(waiting, b.queue)
 		if len(waiting) > 0 && (running == 0 || running < b.max && (impatient || len(waiting) >= maxBatch)) {
 			var batch []*pendingSwap
@@ -143,7 +179,7 @@ func (b *batcher) run(ctx context.Context) {
 			impatient = false
 			patience.Reset(batchPatience)
 			go func() {
-				b.exec(ctx, batch)
+				b.exec(bctx, batch)
 				finished <- struct{}{}
 			}()
 			continue
@@ -156,16 +192,15 @@ func (b *batcher) run(ctx context.Context) {
 		case <-patience.C:
 			impatient = running > 0
 		case <-ctx.Done():
-			for _, p := range waiting {
-				p.done <- swapResult{alone: true}
-			}
-			for ; running > 0; running-- {
-				<-finished
-			}
-			close(b.stopped)
-			return
 		}
 	}
+	for _, p := range waiting {
+		p.done <- swapResult{alone: true}
+	}
+	for ; running > 0; running-- {
+		<-finished
+	}
+	close(b.stopped)
 }
 
 // drain takes what the queue holds now, without waiting.
@@ -211,16 +246,14 @@ func (b *batcher) exec(ctx context.Context, batch []*pendingSwap) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	if len(live) == 1 {
-		p := live[0]
-		v, err := b.s.execOne(ctx, &p.r, p.old, p.guard)
-		p.done <- swapResult{version: v, err: err}
-		return
-	}
-	won, err := b.s.execBatch(ctx, live)
+	won, err := b.s.execBatch(ctx, b.limits, live)
 	var pe *pgconn.PgError
 	refused := errors.As(err, &pe)
-	if err == nil {
+	switch {
+	case refused:
+		// The code only: a refusal's message may quote a value.
+		b.s.log.V(1).Info("postgres refused a batch of swaps; each runs alone", "swaps", len(live), "code", pe.Code)
+	case err == nil && len(live) > 1:
 		b.batched.Add(int64(len(live)))
 	}
 	// execBatch sorted live: won's indexes are its.
@@ -238,9 +271,28 @@ func (b *batcher) exec(ctx context.Context, batch []*pendingSwap) {
 	}
 }
 
-// execBatch runs batchSQL for the swaps, sorted by key in place, and
-// answers the new version of each that won, by its index after sorting.
-func (s *Store) execBatch(ctx context.Context, swaps []*pendingSwap) (map[int]int64, error) {
+// execBatch runs the swaps, sorted by key in place, in one statement under
+// limits (one swap: the one-row statement), and answers the new version of
+// each that won, by its index after sorting.
+func (s *Store) execBatch(ctx context.Context, limits []any, swaps []*pendingSwap) (map[int]int64, error) {
+	won := make(map[int]int64, len(swaps))
+	b := &pgx.Batch{}
+	b.Queue(batchLimitSQL, limits...)
+	if len(swaps) == 1 {
+		p := swaps[0]
+		q, args := swapStatement(&p.r, p.old, p.guard)
+		b.Queue(q, args...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var v int64
+				if err := rows.Scan(&v); err != nil {
+					return err
+				}
+				won[0] = v
+			}
+			return rows.Err()
+		})
+		return won, s.pool.SendBatch(ctx, b).Close()
+	}
 	slices.SortFunc(swaps, func(a, b *pendingSwap) int {
 		return cmp.Or(cmp.Compare(a.r.Kind, b.r.Kind), cmp.Compare(a.r.ID, b.r.ID))
 	})
@@ -249,7 +301,7 @@ func (s *Store) execBatch(ctx context.Context, swaps []*pendingSwap) (map[int]in
 		idx                  = make([]int32, n)
 		kinds, ids, users    = make([]string, n), make([]string, n), make([]string, n)
 		olds                 = make([]int64, n)
-		revoked              = make([]bool, n)
+		revoked, guarded     = make([]bool, n), make([]bool, n)
 		expires              = make([]pgtype.Timestamptz, n)
 		data                 = make([][]byte, n)
 		guardKinds, guardIDs = make([]string, n), make([]string, n)
@@ -261,24 +313,21 @@ func (s *Store) execBatch(ctx context.Context, swaps []*pendingSwap) (map[int]in
 			expires[i] = pgtype.Timestamptz{Time: p.r.ExpiresAt, Valid: true}
 		}
 		if p.guard != nil {
-			guardKinds[i], guardIDs[i] = p.guard.Kind, p.guard.ID
+			guarded[i], guardKinds[i], guardIDs[i] = true, p.guard.Kind, p.guard.ID
 		}
 	}
-	rows, err := s.pool.Query(ctx, batchSQL, idx, kinds, ids, olds, users, revoked, expires, data, guardKinds, guardIDs)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	won := make(map[int]int64, n)
-	for rows.Next() {
-		var (
-			i int32
-			v int64
-		)
-		if err := rows.Scan(&i, &v); err != nil {
-			return nil, err
+	b.Queue(batchSQL, idx, kinds, ids, olds, users, revoked, expires, data, guarded, guardKinds, guardIDs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				i int32
+				v int64
+			)
+			if err := rows.Scan(&i, &v); err != nil {
+				return err
+			}
+			won[int(i)] = v
 		}
-		won[int(i)] = v
-	}
-	return won, rows.Err()
+		return rows.Err()
+	})
+	return won, s.pool.SendBatch(ctx, b).Close()
 }

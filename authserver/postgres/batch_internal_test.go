@@ -66,6 +66,7 @@ func TestBatchDecidesEachSwap(t *testing.T) {
 		"guard live":    {guard: &store.Guard{Kind: store.KindFamily, ID: "fam_live"}, wantWin: true},
 		"guard revoked": {guard: &store.Guard{Kind: store.KindFamily, ID: "fam_dead"}},
 		"guard missing": {guard: &store.Guard{Kind: store.KindFamily, ID: "fam_none"}},
+		"guard empty":   {guard: &store.Guard{}}, // names no record, so none stands
 		"cancelled":     {ctx: cancelled},
 		"no expiry":     {wantWin: true},
 	}
@@ -212,4 +213,151 @@ func keys(ps []*pendingSwap) string {
 		s += p.r.ID
 	}
 	return s
+}
+
+// running is a store whose batcher runs, with limits of lock timeout lock
+// (0: the default); the store stops at cleanup, or at stop.
+func running(t *testing.T, batchers int, lock time.Duration) (s *Store, stop func()) {
+	t.Helper()
+	s, err := Open(Config{DSN: pgtest.NewDB(t), Log: logr.Discard(), Batchers: batchers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lock > 0 {
+		s.batch.limits = batchLimits(lock)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	<-s.migrated
+	waitFor(t, "the batcher to run", func() bool { return s.batch.running.Load() })
+	return s, cancel
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
+}
+
+// holdRow locks a session row in an open transaction, as a revoking write
+// waiting on revocationLock does, until release.
+func holdRow(t *testing.T, s *Store, id string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM tenantauth_records WHERE kind = $1 AND id = $2 FOR UPDATE", store.KindSession, id); err != nil {
+		t.Fatal(err)
+	}
+	release = func() { _ = tx.Rollback(ctx) }
+	t.Cleanup(release)
+	return release
+}
+
+// lockWaiters counts the statements waiting on a lock.
+func lockWaiters(t *testing.T, s *Store) int {
+	var n int
+	if err := s.pool.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func session(t *testing.T, s *Store, id string) *store.Record {
+	t.Helper()
+	r := &store.Record{Kind: store.KindSession, ID: id, UserID: "usr_" + id, Data: []byte("v1"), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.Create(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func swapTo(s *Store, ctx context.Context, r *store.Record, data string) error {
+	next := *r
+	next.Data = []byte(data)
+	return s.Swap(ctx, &next)
+}
+
+// TestBatchHeldRowHoldsUpNoNeighbour plays a tenant that holds its own
+// session's row (a logout waiting its turn) while refreshing that session
+// on every batcher: another tenant's refresh is written while the row is
+// still held, and once it is let go the tenant's own refreshes are
+// decided, one winner from one version.
+func TestBatchHeldRowHoldsUpNoNeighbour(t *testing.T) {
+	s, _ := running(t, defaultBatchers, 0)
+	ctx := context.Background()
+	att, victim := session(t, s, "ses_attacker"), session(t, s, "ses_victim")
+	release := holdRow(t, s, att.ID)
+	results := make(chan error, defaultBatchers)
+	for i := range defaultBatchers {
+		go func() { results <- swapTo(s, ctx, att, fmt.Sprint("a", i)) }()
+	}
+	waitFor(t, "the attacker's swaps to wait on its row", func() bool { return lockWaiters(t, s) > 0 })
+	// Well short of the batcher's statement timeout, which would also
+	// end the attacker's batches.
+	vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := swapTo(s, vctx, victim, "v2"); err != nil {
+		t.Fatalf("the victim's swap while another tenant's row is held: %v", err)
+	}
+	if got, _ := s.Get(ctx, store.KindSession, victim.ID); string(got.Data) != "v2" {
+		t.Fatalf("the victim's row holds %q, want v2", got.Data)
+	}
+	if lockWaiters(t, s) == 0 {
+		t.Fatal("the attacker's swaps stopped waiting before the row was let go")
+	}
+	release()
+	won := 0
+	for range defaultBatchers {
+		switch err := <-results; {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("an attacker's swap: %v, want a win or ErrConflict", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of the swaps from one version won, want 1", won)
+	}
+}
+
+// TestBatchStartedRunsThroughStop stops the store with one batch in flight
+// (held up by a row lock) and another swap waiting: the waiting swap runs
+// alone at once, and the batch in flight is written and answers so, as
+// the request the server is still draining needs.
+func TestBatchStartedRunsThroughStop(t *testing.T) {
+	s, stop := running(t, 1, time.Minute)
+	ctx := context.Background()
+	a, b := session(t, s, "ses_a"), session(t, s, "ses_b")
+	release := holdRow(t, s, a.ID)
+	resA, resB := make(chan error, 1), make(chan error, 1)
+	go func() { resA <- swapTo(s, ctx, a, "v2") }()
+	waitFor(t, "a's batch to wait on its row", func() bool { return lockWaiters(t, s) > 0 })
+	go func() { resB <- swapTo(s, ctx, b, "v2") }()
+	time.Sleep(100 * time.Millisecond) // b is handed to the batcher, which runs one batch at a time
+	stop()
+	select {
+	case err := <-resB:
+		if err != nil {
+			t.Fatalf("the waiting swap after stop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting swap got no answer when the store stopped")
+	}
+	release()
+	if err := <-resA; err != nil {
+		t.Fatalf("the swap in flight when the store stopped: %v, want it written", err)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if got, _ := s.Get(ctx, store.KindSession, id); string(got.Data) != "v2" {
+			t.Errorf("%s holds %q, want v2", id, got.Data)
+		}
+	}
 }

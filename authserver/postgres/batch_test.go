@@ -92,8 +92,9 @@ func TestBatchedSwapsFromOneVersionHaveOneWinner(t *testing.T) {
 	if err := st.Create(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	// Busy the replica's one worker with other records, so the racing
-	// swaps queue up behind it and meet in its next gathering.
+	// Busy the replica's one batcher with other records, so the racing
+	// swaps queue up behind it; a batch takes one of them, the next batch
+	// the next, and each one's version check decides it.
 	for i := range 8 {
 		if err := st.Create(ctx, &store.Record{Kind: store.KindSession, ID: fmt.Sprint("ses_other_", i), Data: []byte("0")}); err != nil {
 			t.Fatal(err)
