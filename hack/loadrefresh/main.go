@@ -55,10 +55,11 @@ import (
 const password = "correct horse battery"
 
 // durable is -durable; etcdFsync is -etcd-fsync; besideBare is -verify;
-// batchers is -batchers.
+// batchers is -batchers; warmup is -warmup.
 var (
 	durable, etcdFsync, besideBare bool
 	batchers                       int
+	warmup                         time.Duration
 )
 
 func main() {
@@ -72,6 +73,7 @@ func main() {
 	// every commit, as durable PostgreSQL does.
 	flag.BoolVar(&etcdFsync, "etcd-fsync", false, "run the kubernetes store's etcd with fsync (envtest's default is --unsafe-no-fsync)")
 	flag.BoolVar(&besideBare, "verify", true, "with postgres and kubernetes: also load /verify beside a bare handler (off: profile refresh alone)")
+	flag.DurationVar(&warmup, "warmup", 2*time.Second, "refresh load before each refresh measurement, not counted but for its errors (a fresh database is still settling)")
 	flag.IntVar(&batchers, "batchers", 0, "with postgres: postgres.Config.Batchers (0: the store's default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (auth server and load generator) to the file")
 	flag.Parse()
@@ -104,7 +106,7 @@ func run(d time.Duration, workerList, storeList string, scale, gc int) error {
 		}
 		ws = append(ws, n)
 	}
-	fmt.Printf("# loadrefresh: %s per measurement, cores: %d, postgres durable: %v, etcd fsync: %v\n", d, numCPU(), durable, etcdFsync)
+	fmt.Printf("# loadrefresh: %s per measurement after %s of warm-up, cores: %d, postgres durable: %v, etcd fsync: %v\n", d, warmup, numCPU(), durable, etcdFsync)
 	for _, name := range strings.Split(storeList, ",") {
 		st, closeFn, err := openStore(ctx, name)
 		if err != nil {
@@ -237,7 +239,7 @@ func summarize(lat []time.Duration, errs int, elapsed time.Duration) result {
 }
 
 // refreshLoad logs in w sessions of one user and refreshes each in its own
-// worker for d.
+// worker for warmup and then d, measured.
 func refreshLoad(ctx context.Context, base string, w int, d time.Duration) (result, error) {
 	tokens := make([]string, w)
 	for i := range tokens {
@@ -253,7 +255,7 @@ func refreshLoad(ctx context.Context, base string, w int, d time.Duration) (resu
 		errs int
 		wg   sync.WaitGroup
 	)
-	start := time.Now()
+	start := time.Now().Add(warmup)
 	end := start.Add(d)
 	for i := range w {
 		wg.Go(func() {
@@ -266,7 +268,9 @@ func refreshLoad(ctx context.Context, base string, w int, d time.Duration) (resu
 					bad++
 					continue
 				}
-				mine = append(mine, time.Since(t0))
+				if t0.After(start) {
+					mine = append(mine, time.Since(t0))
+				}
 				tokens[i] = s.RefreshToken
 			}
 			mu.Lock()
