@@ -74,23 +74,31 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{Dir: dir, bin: bin, opts: opts}
+	var (
+		run      []string
+		uid, gid = -1, -1
+	)
 	if os.Geteuid() == 0 {
 		u, err := serverUser()
 		if err != nil {
 			return nil, err
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return nil, err
-		}
-		s.run = []string{"runuser", "-u", u.Username, "--"}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+		run = []string{"runuser", "-u", u.Username, "--"}
 	}
+	reapOnce.Do(func() { reapOrphans(os.TempDir(), bin, run) })
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	if err := own(dir); err != nil {
+		return nil, err
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, err
+	}
+	s := &Server{Dir: dir, bin: bin, run: run, opts: opts}
 	if out, err := s.cmd("initdb", "-D", s.dataDir(), "-U", "tenantauth", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
