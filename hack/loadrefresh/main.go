@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -78,6 +79,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (auth server and load generator) to the file")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
+	app.TuneGC() // the auth server's, as it runs in production and make dev
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -106,7 +108,9 @@ func run(d time.Duration, workerList, storeList string, scale, gc int) error {
 		}
 		ws = append(ws, n)
 	}
-	fmt.Printf("# loadrefresh: %s per measurement after %s of warm-up, cores: %d, postgres durable: %v, etcd fsync: %v\n", d, warmup, numCPU(), durable, etcdFsync)
+	gogc := debug.SetGCPercent(-1)
+	debug.SetGCPercent(gogc)
+	fmt.Printf("# loadrefresh: %s per measurement after %s of warm-up, cores: %d, GOGC %d, postgres durable: %v, etcd fsync: %v\n", d, warmup, numCPU(), gogc, durable, etcdFsync)
 	for _, name := range strings.Split(storeList, ",") {
 		st, closeFn, err := openStore(ctx, name)
 		if err != nil {

@@ -210,7 +210,7 @@ func BindForwardedURISource(fs *flag.FlagSet, p *authserver.ForwardedURISource) 
 }
 
 func runAuthServer(ctx context.Context, o AuthServerOptions) error {
-	tuneGC()
+	TuneGC()
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)

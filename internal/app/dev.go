@@ -71,7 +71,7 @@ func (o *DevOptions) Bind(fs *flag.FlagSet) {
 // and stops everything on ctx's end.
 func RunDev(ctx context.Context, o DevOptions) error {
 	log := ctrl.Log.WithName("dev")
-	tuneGC() // the auth server's, and the operator's beside it
+	TuneGC() // the auth server's, and the operator's beside it
 	if err := ensureAssets(); err != nil {
 		return err
 	}

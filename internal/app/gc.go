@@ -22,9 +22,11 @@ import (
 // make dev the operator in the same process collects at 400 too.
 const authServerGCPercent = 400
 
-// tuneGC sets the auth server's garbage-collection target, unless the
-// environment sets GOGC: an operator's choice wins.
-func tuneGC() {
+// TuneGC sets the auth server's garbage-collection target, unless the
+// environment sets GOGC: an operator's choice wins. Load tools that host
+// the auth server in their process call it too, so they measure the
+// server as it runs.
+func TuneGC() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(authServerGCPercent)
 	}

@@ -12,13 +12,13 @@ func TestTuneGC(t *testing.T) {
 	if err := os.Unsetenv("GOGC"); err != nil {
 		t.Fatal(err)
 	}
-	tuneGC()
+	TuneGC()
 	if got := debug.SetGCPercent(100); got != authServerGCPercent {
 		t.Fatalf("without GOGC the target is %d, want %d", got, authServerGCPercent)
 	}
 	// An operator's GOGC is left as the runtime read it.
 	t.Setenv("GOGC", "150")
-	tuneGC()
+	TuneGC()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("with GOGC set the target was changed to %d", got)
 	}
