@@ -256,7 +256,7 @@ func (b *batcher) exec(ctx context.Context, batch []*pendingSwap) {
 	case err == nil && len(live) > 1:
 		b.batched.Add(int64(len(live)))
 	}
-	// execBatch sorted live: won's indexes are its.
+	// execBatch sorted live (batchStatement): won's indexes are its.
 	for i, p := range live {
 		switch v, ok := won[i]; {
 		case refused:
@@ -271,27 +271,39 @@ func (b *batcher) exec(ctx context.Context, batch []*pendingSwap) {
 	}
 }
 
-// execBatch runs the swaps, sorted by key in place, in one statement under
-// limits (one swap: the one-row statement), and answers the new version of
-// each that won, by its index after sorting.
+// execBatch runs the swaps in one statement under limits, and answers the
+// new version of each that won, by its index after batchStatement's sort.
 func (s *Store) execBatch(ctx context.Context, limits []any, swaps []*pendingSwap) (map[int]int64, error) {
+	q, args := batchStatement(swaps)
 	won := make(map[int]int64, len(swaps))
 	b := &pgx.Batch{}
 	b.Queue(batchLimitSQL, limits...)
+	b.Queue(q, args...).Query(func(rows pgx.Rows) error {
+		var (
+			i    int32 // the one-row statement answers only the version
+			v    int64
+			dest = []any{&i, &v}
+		)
+		if len(swaps) == 1 {
+			dest = dest[1:]
+		}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			won[int(i)] = v
+		}
+		return rows.Err()
+	})
+	return won, s.pool.SendBatch(ctx, b).Close()
+}
+
+// batchStatement is the statement of the swaps: the one-row swap for one,
+// else batchSQL with the swaps sorted by key in place.
+func batchStatement(swaps []*pendingSwap) (string, []any) {
 	if len(swaps) == 1 {
 		p := swaps[0]
-		q, args := swapStatement(&p.r, p.old, p.guard)
-		b.Queue(q, args...).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var v int64
-				if err := rows.Scan(&v); err != nil {
-					return err
-				}
-				won[0] = v
-			}
-			return rows.Err()
-		})
-		return won, s.pool.SendBatch(ctx, b).Close()
+		return swapStatement(&p.r, p.old, p.guard)
 	}
 	slices.SortFunc(swaps, func(a, b *pendingSwap) int {
 		return cmp.Or(cmp.Compare(a.r.Kind, b.r.Kind), cmp.Compare(a.r.ID, b.r.ID))
@@ -316,18 +328,5 @@ func (s *Store) execBatch(ctx context.Context, limits []any, swaps []*pendingSwa
 			guarded[i], guardKinds[i], guardIDs[i] = true, p.guard.Kind, p.guard.ID
 		}
 	}
-	b.Queue(batchSQL, idx, kinds, ids, olds, users, revoked, expires, data, guarded, guardKinds, guardIDs).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var (
-				i int32
-				v int64
-			)
-			if err := rows.Scan(&i, &v); err != nil {
-				return err
-			}
-			won[int(i)] = v
-		}
-		return rows.Err()
-	})
-	return won, s.pool.SendBatch(ctx, b).Close()
+	return batchSQL, []any{idx, kinds, ids, olds, users, revoked, expires, data, guarded, guardKinds, guardIDs}
 }
