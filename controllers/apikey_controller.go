@@ -324,10 +324,12 @@ func (r *APIKeyReconciler) conflict(s *apiKeyScope, name string) {
 }
 
 // legacyHash finds the hash Secret a release before the system-namespace
-// records kept beside the key, owned by this APIKey.
+// records kept beside the key, owned by this APIKey. It reads live: it is
+// asked only before a new key is made, and a cache that has not yet seen
+// the hash Secret would issue a second key instead of carrying it over.
 func (r *APIKeyReconciler) legacyHash(ctx context.Context, k *tav1.APIKey) (*corev1.Secret, error) {
 	list := &corev1.SecretList{}
-	if err := r.List(ctx, list, client.InNamespace(k.Namespace),
+	if err := r.APIReader.List(ctx, list, client.InNamespace(k.Namespace),
 		client.MatchingLabels{tav1.LabelComponent: tav1.ComponentAPIKeyHash, tav1.LabelAPIKey: k.Name}); err != nil {
 		return nil, fmt.Errorf("list pre-upgrade hash of apikey %s: %w", k.Name, err)
 	}

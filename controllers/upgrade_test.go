@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +216,50 @@ func TestUpgradeIgnoresSecretsPlantedAfterIt(t *testing.T) {
 	rec := &corev1.Secret{}
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: trust.SigningKeysName(planted.org.Status.ID)}, rec)).To(Succeed())
 	g.Expect(rec.Data[signingkeys.DataKey]).NotTo(Equal(planted.keys), "the planted keys are not imported")
+}
+
+// TestUpgradeCarriesHashPastALaggingCache moves an API key whose plaintext
+// Secret is gone and whose pre-upgrade hash Secret the cache has not seen
+// yet: the key is still carried over, and no second key is made.
+func TestUpgradeCarriesHashPastALaggingCache(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	l := makeLegacyLayout(t, ns, "legacy-lagging")
+	g.Expect(k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci"}})).To(Succeed())
+	upgradeNow(t)
+	direct := withWatch(t)
+	orgR := &OrganizationReconciler{Client: direct, APIReader: k8s, Recorder: nopRecorder{}, Now: time.Now, SystemNamespace: systemNS}
+	_, err := orgR.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(l.org)})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	lagging := interceptor.NewClient(direct, interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if err := c.List(ctx, list, opts...); err != nil {
+				return err
+			}
+			if secrets, ok := list.(*corev1.SecretList); ok {
+				secrets.Items = slices.DeleteFunc(secrets.Items, func(s corev1.Secret) bool {
+					return s.Labels[tav1.LabelComponent] == tav1.ComponentAPIKeyHash
+				})
+			}
+			return nil
+		},
+	})
+	keyR := &APIKeyReconciler{Client: lagging, APIReader: k8s, Recorder: nopRecorder{}, Now: time.Now, SystemNamespace: systemNS}
+	_, err = keyR.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(l.key)})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	krec := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: trust.APIKeyRecordName(l.keyID)}, krec)).To(Succeed(), "the record keeps the pre-upgrade key ID")
+	kparsed, err := trust.ParseAPIKeyRecord(krec, systemNS)
+	g.Expect(err).NotTo(HaveOccurred())
+	key, err := apikey.Parse(l.plaintext)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(key.Matches(kparsed.Hash)).To(BeTrue(), "the key issued before the upgrade still matches")
+	g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ci"}, &corev1.Secret{}))).
+		To(BeTrue(), "no second plaintext was made")
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(l.key), l.key)).To(Succeed())
+	g.Expect(l.key.Status.KeyID).To(Equal(l.keyID))
+	g.Expect(findReady(l.key.Status.Conditions).Reason).To(Equal(tav1.ReasonSecretMissing))
 }
