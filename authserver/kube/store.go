@@ -53,6 +53,7 @@ type Store struct {
 var (
 	_ store.Store        = (*Store)(nil)
 	_ store.HeaderReader = (*Store)(nil)
+	_ store.Indexed      = (*Store)(nil)
 )
 
 // NewStore returns a store writing through c and reading misses through
@@ -188,12 +189,21 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*store.Record, error)
 	if r, ok := s.indexed(kind, id); ok {
 		return clone(r), nil
 	}
-	name := secretName(kind, id)
-	if kind == store.KindCredentials || kind == store.KindLockout || !s.live.Allow() {
+	if kind == store.KindCredentials || kind == store.KindLockout {
+		return nil, store.ErrNotFound
+	}
+	return s.GetLive(ctx, kind, id)
+}
+
+// GetLive reads a record from the API server past the index, within the
+// rate limit of live reads: over it, the answer is ErrNotFound (see
+// store.Indexed). What it reads is indexed.
+func (s *Store) GetLive(ctx context.Context, kind, id string) (*store.Record, error) {
+	if !s.live.Allow() {
 		return nil, store.ErrNotFound
 	}
 	var sec corev1.Secret
-	if err := s.reader.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: name}, &sec); err != nil {
+	if err := s.reader.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: secretName(kind, id)}, &sec); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, store.ErrNotFound
 		}

@@ -242,6 +242,15 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		return nil, problem.InvalidRefreshToken.New()
 	}
 	sid := IDPrefix + id
+	resp, err := s.refresh(ctx, sid, id, secret)
+	if errors.Is(err, errUnknownSecret) {
+		return s.rotateLive(ctx, sid, id, secret)
+	}
+	return resp, err
+}
+
+// refresh rotates the session sid from what this replica can read soonest.
+func (s *Manager) refresh(ctx context.Context, sid, id, secret string) (*Response, error) {
 	// A backend that keeps recent records (postgres) may hold this session
 	// as this replica last wrote it. When the token is its current one, the
 	// rotation is tried from that copy, with no read: the swap's version
@@ -264,6 +273,32 @@ func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 		return nil, err
 	}
 	return s.rotate(ctx, rec, read, id, secret, false)
+}
+
+// errUnknownSecret is what rotate answers for a refresh token the session
+// as read never held, which Refresh answers with invalid_refresh_token
+// after rotateLive.
+var errUnknownSecret = errors.New("not a refresh token of the session as read")
+
+// rotateLive answers a refresh token the session as read never held. On a
+// backend whose reads come from an index (kubernetes), the read may lag a
+// rotation another replica has just made, and the token be the one that
+// replica issued; so the session is read once more, past the index, and
+// the token tried on that. Elsewhere the read was live already.
+func (s *Manager) rotateLive(ctx context.Context, sid, id, secret string) (*Response, error) {
+	read := new(Session)
+	rec, ok, err := store.LoadLive(ctx, s.store, store.KindSession, sid, read)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && !ok:
+		return nil, errInvalidRefresh
+	case err != nil:
+		return nil, err
+	}
+	resp, err := s.rotate(ctx, rec, read, id, secret, false)
+	if errors.Is(err, errUnknownSecret) {
+		return nil, errInvalidRefresh
+	}
+	return resp, err
 }
 
 // errFromCopy is what rotate answers when it would have refused a refresh
@@ -357,14 +392,14 @@ func (s *Manager) rotate(ctx context.Context, rec *store.Record, read *Session, 
 
 var errInvalidRefresh = problem.InvalidRefreshToken.New()
 
-// refreshMismatch handles a refresh token that is not the current one. A
-// spent token of this session inside the grace window is a client retrying
+// refreshMismatch handles a refresh token that is not the current one. One
+// the session never held is errUnknownSecret. A spent token of this session inside the grace window is a client retrying
 // (answered 401 refresh_token_spent, session kept); after it, reuse means
 // the token leaked, and the whole session is revoked.
 func (s *Manager) refreshMismatch(ctx context.Context, sid string, sess *Session, secret string, now time.Time) error {
 	switch i := sess.spentIndex(secret); {
 	case i < 0:
-		return problem.InvalidRefreshToken.New()
+		return errUnknownSecret
 	case i == 0 && now.Sub(sess.LastSpentAt) <= s.cfg.RefreshGrace:
 		return problem.RefreshTokenSpent.New()
 	}

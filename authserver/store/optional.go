@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -88,4 +89,31 @@ func LoadRecent(st Store, kind, id string, v any) (*Record, bool) {
 		return nil, false
 	}
 	return r, true
+}
+
+// Indexed is a backend whose reads come from a local index that may lag
+// what other replicas wrote (kubernetes: an informer's). A record found in
+// it may be an older version than the stored one. GetLive reads past the
+// index; it answers ErrNotFound when the record is gone, or when the
+// backend's budget of live reads is spent, so garbage cannot turn into a
+// flood of reads.
+type Indexed interface {
+	GetLive(ctx context.Context, kind, id string) (*Record, error)
+}
+
+// LoadLive is Load past a backend's index (see Indexed): ok is false when
+// the backend keeps none, so its reads are live already.
+func LoadLive(ctx context.Context, st Store, kind, id string, v any) (_ *Record, ok bool, _ error) {
+	ix, ok := st.(Indexed)
+	if !ok {
+		return nil, false, nil
+	}
+	r, err := ix.GetLive(ctx, kind, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := json.Unmarshal(r.Data, v); err != nil {
+		return nil, false, fmt.Errorf("decode %s record %s: %w", kind, id, err)
+	}
+	return r, true, nil
 }
