@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tenantauth/tenantauth/authserver/directory"
+	"github.com/tenantauth/tenantauth/authserver/token"
 )
 
 func decodeSegment(t *testing.T, seg string) map[string]any {
@@ -185,6 +186,31 @@ func TestRefreshRotation(t *testing.T) {
 	}
 	if r := h.do("GET", "/auth/me", nil, "Authorization", "Bearer "+first.str("access_token")); r.status != 401 {
 		t.Fatalf("access token of a revoked session: %d", r.status)
+	}
+}
+
+// TestRefreshUnknownTokens: a made-up secret on a real session's ID, an
+// unknown ID and a malformed token are each 401 invalid_refresh_token, and
+// none of them ends the session.
+func TestRefreshUnknownTokens(t *testing.T) {
+	h := newHarness(t, nil)
+	h.addMember("demo/acme", "alice@acme.com", "owner", "correct horse battery")
+	rt := h.login("alice@acme.com", "correct horse battery", "acme").str("refresh_token")
+	id, _, ok := strings.Cut(rt, ".")
+	if !ok {
+		t.Fatalf("refresh token %q has no secret part", rt)
+	}
+	for name, tok := range map[string]string{
+		"a made-up secret": id + "." + token.NewSecret(),
+		"an unknown ID":    token.PrefixRefresh + "_" + strings.Repeat("a", len(id)-len(token.PrefixRefresh)-1) + "." + token.NewSecret(),
+		"malformed":        "rt_not-a-token",
+	} {
+		if r := h.do("POST", "/auth/refresh", map[string]string{"refresh_token": tok}); r.status != 401 || r.errCode() != "invalid_refresh_token" {
+			t.Errorf("%s: %d %s, want 401 invalid_refresh_token", name, r.status, r.raw)
+		}
+	}
+	if r := h.do("POST", "/auth/refresh", map[string]string{"refresh_token": rt}); r.status != 200 {
+		t.Fatalf("the real token afterwards: %d %s", r.status, r.raw)
 	}
 }
 
