@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,12 +125,32 @@ type batcher struct {
 	running atomic.Bool   // the batcher takes swaps
 	stopped chan struct{} // closed once it has stopped
 	limits  []any         // batchLimits of batchLockTimeout
-	// batched counts the swaps decided by a statement of many.
-	batched atomic.Int64
+	// batches counts the statements run, batched the swaps decided by a
+	// statement of many, and refusals the batches the server refused, by
+	// SQLSTATE (see metrics.go).
+	batches   atomic.Int64
+	batched   atomic.Int64
+	refusalMu sync.Mutex
+	refusals  map[string]int64
+}
+
+// countRefusal counts a batch the server refused with code.
+func (b *batcher) countRefusal(code string) {
+	b.refusalMu.Lock()
+	b.refusals[code]++
+	b.refusalMu.Unlock()
+}
+
+// refusalCounts returns a copy of the refusals by SQLSTATE.
+func (b *batcher) refusalCounts() map[string]int64 {
+	b.refusalMu.Lock()
+	defer b.refusalMu.Unlock()
+	return maps.Clone(b.refusals)
 }
 
 func newBatcher(s *Store, max int) *batcher {
-	return &batcher{s: s, max: max, queue: make(chan *pendingSwap), stopped: make(chan struct{}), limits: batchLimits(batchLockTimeout)}
+	return &batcher{s: s, max: max, queue: make(chan *pendingSwap), stopped: make(chan struct{}), limits: batchLimits(batchLockTimeout),
+		refusals: map[string]int64{}}
 }
 
 // swap runs one swap in a batch and answers its new version. ok is false
@@ -247,12 +269,14 @@ func (b *batcher) exec(ctx context.Context, batch []*pendingSwap) {
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
 	won, err := b.s.execBatch(ctx, b.limits, live)
+	b.batches.Add(1)
 	var pe *pgconn.PgError
 	refused := errors.As(err, &pe)
 	switch {
 	case refused:
 		// The code only: a refusal's message may quote a value.
 		b.s.log.V(1).Info("postgres refused a batch of swaps; each runs alone", "swaps", len(live), "code", pe.Code)
+		b.countRefusal(pe.Code)
 	case err == nil && len(live) > 1:
 		b.batched.Add(int64(len(live)))
 	}

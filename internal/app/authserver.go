@@ -155,6 +155,9 @@ func NewAuthServer(ctx context.Context, cfg *rest.Config, o AuthServerOptions) (
 		if err := mgr.Add(run); err != nil {
 			return nil, nil, err
 		}
+		if err := metrics.Registry.Register(ps); err != nil {
+			return nil, nil, fmt.Errorf("register the postgres store's metrics: %w", err)
+		}
 		st = ps
 	default:
 		return nil, nil, usage(fmt.Errorf("--store must be kubernetes, postgres or memory, not %q", o.StoreBackend))

@@ -25,12 +25,19 @@ type PostgresOptions struct {
 	// which keeps the password out of the process's arguments.
 	DSN     string
 	DSNFile string
+	// Batchers is --postgres-batchers and RecentSessions
+	// --postgres-recent-sessions: postgres.Config's, where 0 takes the
+	// store's default and a negative number turns each off.
+	Batchers       int
+	RecentSessions int
 }
 
 // Bind registers the flags on fs.
 func (o *PostgresOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.DSN, "postgres-dsn", "", "with --store=postgres: the PostgreSQL connection string or URL (default $"+postgresDSNEnv+"); prefer --postgres-dsn-file, which keeps the password out of the process list")
 	fs.StringVar(&o.DSNFile, "postgres-dsn-file", "", "with --store=postgres: a file holding the connection string, such as a mounted Secret key")
+	fs.IntVar(&o.Batchers, "postgres-batchers", 0, "with --store=postgres: how many batches of concurrent refresh writes run at once, each one statement (0: the default, 4; -1: each write its own statement)")
+	fs.IntVar(&o.RecentSessions, "postgres-recent-sessions", 0, "with --store=postgres: sessions each replica keeps as it last wrote them, so a refresh on the same replica needs no read (0: the default, 4096; -1: none)")
 }
 
 // resolve returns the DSN from the flag, the file or the environment.
@@ -68,7 +75,7 @@ func newPostgresStore(o PostgresOptions, log logr.Logger) (*postgres.Store, mana
 		log.Info("WARNING: the PostgreSQL connection may be unencrypted (sslmode disable, allow or prefer) to a host that is not local; "+
 			"set sslmode=verify-full (or require)", "host", host)
 	}
-	st, err := postgres.Open(postgres.Config{DSN: dsn, Log: log})
+	st, err := postgres.Open(postgres.Config{DSN: dsn, Log: log, Batchers: o.Batchers, RecentSessions: o.RecentSessions})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,10 +1,16 @@
 package app
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestPostgresDSN checks where the DSN comes from: the flag, a file (a
@@ -44,5 +50,40 @@ func TestPostgresDSN(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPostgresTuningFlags: --postgres-batchers=-1 turns the batching off,
+// as the store's metrics show (they have no batches to count), and the
+// default keeps it.
+func TestPostgresTuningFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		batches bool
+	}{
+		{nil, true},
+		{[]string{"--postgres-batchers=-1", "--postgres-recent-sessions=-1"}, false},
+	} {
+		var o PostgresOptions
+		fs := flag.NewFlagSet("authserver", flag.ContinueOnError)
+		o.Bind(fs)
+		if err := fs.Parse(append([]string{"--postgres-dsn=postgres://u@127.0.0.1:1/x"}, tt.args...)); err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := newPostgresStore(o, logr.Discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(st)
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := slices.ContainsFunc(families, func(f *dto.MetricFamily) bool { return f.GetName() == "tenantauth_postgres_swap_batches_total" })
+		if found != tt.batches {
+			t.Errorf("%v: batch metrics %v, want %v", tt.args, found, tt.batches)
+		}
 	}
 }
