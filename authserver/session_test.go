@@ -200,14 +200,16 @@ func TestRefreshUnknownTokens(t *testing.T) {
 	if !ok {
 		t.Fatalf("refresh token %q has no secret part", rt)
 	}
-	for name, tok := range map[string]string{
-		"a made-up secret": id + "." + token.NewSecret(),
-		"an unknown ID":    token.PrefixRefresh + "_" + strings.Repeat("a", len(id)-len(token.PrefixRefresh)-1) + "." + token.NewSecret(),
-		"malformed":        "rt_not-a-token",
+	for _, tt := range []struct{ name, token string }{
+		{"a made-up secret", id + "." + token.NewSecret()},
+		{"an unknown ID", token.PrefixRefresh + "_" + strings.Repeat("a", len(id)-len(token.PrefixRefresh)-1) + "." + token.NewSecret()},
+		{"malformed", "rt_not-a-token"},
 	} {
-		if r := h.do("POST", "/auth/refresh", map[string]string{"refresh_token": tok}); r.status != 401 || r.errCode() != "invalid_refresh_token" {
-			t.Errorf("%s: %d %s, want 401 invalid_refresh_token", name, r.status, r.raw)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if r := h.do("POST", "/auth/refresh", map[string]string{"refresh_token": tt.token}); r.status != 401 || r.errCode() != "invalid_refresh_token" {
+				t.Errorf("%d %s, want 401 invalid_refresh_token", r.status, r.raw)
+			}
+		})
 	}
 	if r := h.do("POST", "/auth/refresh", map[string]string{"refresh_token": rt}); r.status != 200 {
 		t.Fatalf("the real token afterwards: %d %s", r.status, r.raw)

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -95,9 +96,13 @@ func TestAPIKeyLifecycle(t *testing.T) {
 
 	t.Run("revoked", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(key), key)).To(Succeed())
-		key.Spec.Revoked = true
-		g.Expect(k8s.Update(ctx, key)).To(Succeed())
+		g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(key), key); err != nil {
+				return err
+			}
+			key.Spec.Revoked = true
+			return k8s.Update(ctx, key)
+		})).To(Succeed())
 		g.Eventually(func(g Gomega) {
 			g.Expect(readyOf(g, key, &key.Status.Conditions).Reason).To(Equal(tav1.ReasonRevoked))
 		}).WithTimeout(10 * time.Second).Should(Succeed())
@@ -199,9 +204,13 @@ func TestMembershipUserIDs(t *testing.T) {
 
 	t.Run("disabled", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)).To(Succeed())
-		b.Spec.Disabled = true
-		g.Expect(k8s.Update(ctx, b)).To(Succeed())
+		g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+				return err
+			}
+			b.Spec.Disabled = true
+			return k8s.Update(ctx, b)
+		})).To(Succeed())
 		g.Eventually(func(g Gomega) {
 			g.Expect(readyOf(g, b, &b.Status.Conditions).Reason).To(Equal(tav1.ReasonDisabled))
 		}).WithTimeout(10 * time.Second).Should(Succeed())

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,10 +70,21 @@ func TestForgedStatusIsOverwritten(t *testing.T) {
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 	realID, realKeyID := org.Status.ID, key.Status.KeyID
 
-	org.Status.ID = "org_01jzvictim0000000000000000"
-	g.Expect(k8s.Status().Update(ctx, org)).To(Succeed())
-	key.Status.KeyID = "victimkeyid0"
-	g.Expect(k8s.Status().Update(ctx, key)).To(Succeed())
+	// The operator may write either meanwhile: forge on a fresh read.
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(org), org); err != nil {
+			return err
+		}
+		org.Status.ID = "org_01jzvictim0000000000000000"
+		return k8s.Status().Update(ctx, org)
+	})).To(Succeed())
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(key), key); err != nil {
+			return err
+		}
+		key.Status.KeyID = "victimkeyid0"
+		return k8s.Status().Update(ctx, key)
+	})).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(org), org)).To(Succeed())
 		g.Expect(org.Status.ID).To(Equal(realID))

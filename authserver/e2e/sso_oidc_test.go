@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tav1 "github.com/tenantauth/tenantauth/api/v1alpha1"
@@ -157,11 +158,14 @@ func TestSSOConnectionNotReady(t *testing.T) {
 	}
 
 	up := oidctest.Start(t, oidctest.Client{ID: "tenantauth-e2e", RedirectURI: publicURL + "/sso/oidc/callback"})
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
-		t.Fatal(err)
-	}
-	conn.Spec.OIDC.Issuer = up.Issuer
-	if err := k8s.Update(ctx, conn); err != nil {
+	// The operator writes the connection's status meanwhile.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
+			return err
+		}
+		conn.Spec.OIDC.Issuer = up.Issuer
+		return k8s.Update(ctx, conn)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "start redirecting to the fixed provider", func() bool {

@@ -324,6 +324,24 @@ func apiServerPID(t *testing.T) int {
 	return 0
 }
 
+// processStopped reports whether every thread of pid is stopped (state T
+// in /proc/<pid>/task/*/stat, the field after the command's closing
+// parenthesis).
+func processStopped(pid int) bool {
+	stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, f := range stats {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		_, rest, ok := strings.Cut(string(raw[bytes.LastIndexByte(raw, ')')+1:]), " ")
+		if !ok || !strings.HasPrefix(rest, "T") {
+			return false
+		}
+	}
+	return len(stats) > 0
+}
+
 // TestAPIServerOutage makes the kube-apiserver unreachable (SIGSTOP, as a
 // partition would): verification keeps working from memory, writes answer
 // 503 within the request timeout, and nothing is lost once it is back.
@@ -341,6 +359,11 @@ func TestAPIServerOutage(t *testing.T) {
 			_ = syscall.Kill(pid, syscall.SIGCONT)
 		}
 	}()
+	// kill returns before the process stops: one thread takes the signal
+	// and stops the others once it runs, which on a loaded machine can be
+	// after a whole login.
+	g.Eventually(func() bool { return processStopped(pid) }).
+		WithTimeout(30*time.Second).WithPolling(5*time.Millisecond).Should(BeTrue(), "the API server stops")
 
 	for _, h := range [][]string{{"Authorization", "Bearer " + jwt}, {"X-API-Key", tn.apiKey}} {
 		if code, body := tn.get(t, "/verify", h...); code != 200 {
@@ -366,9 +389,12 @@ func TestAPIServerOutage(t *testing.T) {
 	}
 }
 
-// TestConcurrentLoginsOfOneUser logs one user in 20 times at once on the
-// Kubernetes store: every login gets its own session (Dex, on Kubernetes
-// storage, fails most of these).
+// TestConcurrentLoginsOfOneUser logs one user in 20 times, concurrently,
+// on the Kubernetes store: every login gets its own session (Dex, on
+// Kubernetes storage, fails most of these). At most LockoutThreshold-1
+// are in flight at once: each attempt counts as a failure until its
+// password is checked (the guard against parallel guessing), so more at
+// once on a slow API server may rightly meet the slow-down.
 func TestConcurrentLoginsOfOneUser(t *testing.T) {
 	tn := newTenant(t)
 	const n = 20
@@ -376,9 +402,12 @@ func TestConcurrentLoginsOfOneUser(t *testing.T) {
 	var mu sync.Mutex
 	sessions := map[string]bool{}
 	start := make(chan struct{})
+	inFlight := make(chan struct{}, account.LockoutThreshold-1)
 	for range n {
 		wg.Go(func() {
 			<-start
+			inFlight <- struct{}{}
+			defer func() { <-inFlight }()
 			code, body := tn.post(t, "/auth/login", map[string]string{"email": "alice@acme.com", "password": "correct horse battery", "organization": "org_" + tn.ns})
 			mu.Lock()
 			defer mu.Unlock()

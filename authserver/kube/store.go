@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -189,18 +190,22 @@ func (s *Store) Get(ctx context.Context, kind, id string) (*store.Record, error)
 	if r, ok := s.indexed(kind, id); ok {
 		return clone(r), nil
 	}
-	if kind == store.KindCredentials || kind == store.KindLockout {
+	r, err := s.GetLive(ctx, kind, id)
+	if errors.Is(err, store.ErrBusy) {
+		// Over the limit a miss stays a miss, as garbage is.
 		return nil, store.ErrNotFound
 	}
-	return s.GetLive(ctx, kind, id)
+	return r, err
 }
 
 // GetLive reads a record from the API server past the index, within the
-// rate limit of live reads: over it, the answer is ErrNotFound (see
-// store.Indexed). What it reads is indexed.
+// rate limit of live reads (see store.Indexed). What it reads is indexed.
 func (s *Store) GetLive(ctx context.Context, kind, id string) (*store.Record, error) {
-	if !s.live.Allow() {
+	if kind == store.KindCredentials || kind == store.KindLockout {
 		return nil, store.ErrNotFound
+	}
+	if !s.live.Allow() {
+		return nil, store.ErrBusy
 	}
 	var sec corev1.Secret
 	if err := s.reader.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: secretName(kind, id)}, &sec); err != nil {

@@ -235,7 +235,9 @@ func (s *Manager) Respond(sid string, sess *Session, refreshToken string, org *d
 
 // Refresh spends a Refresh token and issues the next one. Single use rests
 // on the store's compare-and-swap: of concurrent refreshes of one token,
-// exactly one update wins; the others re-read and find the token spent.
+// exactly one update wins; the others re-read and find the token spent. A
+// token the session as read never held is tried once more on a read past
+// the backend's index, if it keeps one (see rotateLive).
 func (s *Manager) Refresh(ctx context.Context, raw string) (*Response, error) {
 	id, secret, ok := token.ParseOpaque(token.PrefixRefresh, raw)
 	if !ok {
@@ -285,12 +287,18 @@ var errUnknownSecret = errors.New("not a refresh token of the session as read")
 // rotation another replica has just made, and the token be the one that
 // replica issued; so the session is read once more, past the index, and
 // the token tried on that. Elsewhere the read was live already.
+//
+// A backend shedding such reads answers 503 busy rather than the refusal:
+// the token may be the current one, and a client drops a session it is
+// told is unknown.
 func (s *Manager) rotateLive(ctx context.Context, sid, id, secret string) (*Response, error) {
 	read := new(Session)
 	rec, ok, err := store.LoadLive(ctx, s.store, store.KindSession, sid, read)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || err == nil && !ok:
+	case errors.Is(err, store.ErrNotFound), err == nil && !ok:
 		return nil, errInvalidRefresh
+	case errors.Is(err, store.ErrBusy):
+		return nil, errLiveBusy
 	case err != nil:
 		return nil, err
 	}
@@ -300,6 +308,8 @@ func (s *Manager) rotateLive(ctx context.Context, sid, id, secret string) (*Resp
 	}
 	return resp, err
 }
+
+var errLiveBusy = problem.Busy.Because("the refresh token could not be checked against the store now; retry shortly").After(time.Second)
 
 // errFromCopy is what rotate answers when it would have refused a refresh
 // on a recent copy of the session rather than on a read.
@@ -393,9 +403,10 @@ func (s *Manager) rotate(ctx context.Context, rec *store.Record, read *Session, 
 var errInvalidRefresh = problem.InvalidRefreshToken.New()
 
 // refreshMismatch handles a refresh token that is not the current one. One
-// the session never held is errUnknownSecret. A spent token of this session inside the grace window is a client retrying
-// (answered 401 refresh_token_spent, session kept); after it, reuse means
-// the token leaked, and the whole session is revoked.
+// the session never held is errUnknownSecret. A spent token of this
+// session inside the grace window is a client retrying (answered 401
+// refresh_token_spent, session kept); after it, reuse means the token
+// leaked, and the whole session is revoked.
 func (s *Manager) refreshMismatch(ctx context.Context, sid string, sess *Session, secret string, now time.Time) error {
 	switch i := sess.spentIndex(secret); {
 	case i < 0:

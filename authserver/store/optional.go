@@ -94,9 +94,11 @@ func LoadRecent(st Store, kind, id string, v any) (*Record, bool) {
 // Indexed is a backend whose reads come from a local index that may lag
 // what other replicas wrote (kubernetes: an informer's). A record found in
 // it may be an older version than the stored one. GetLive reads past the
-// index; it answers ErrNotFound when the record is gone, or when the
-// backend's budget of live reads is spent, so garbage cannot turn into a
-// flood of reads.
+// index, for a record whose ID a client presented (a session or a token;
+// never credentials or lockout counts, whose IDs come from an email: it
+// answers ErrNotFound for those). It answers ErrBusy when the backend's
+// budget of live reads is spent, so garbage cannot turn into a flood of
+// reads.
 type Indexed interface {
 	GetLive(ctx context.Context, kind, id string) (*Record, error)
 }

@@ -36,6 +36,9 @@ var (
 	// update without a write and without an error: the record already
 	// says what the caller wanted.
 	ErrUnchanged = errors.New("record needs no change")
+	// ErrBusy says a backend declined a read past its index because it
+	// is shedding them (see Indexed): the record may exist.
+	ErrBusy = errors.New("too many reads past the index")
 )
 
 // MaxAttempts bounds how often Update re-reads and re-applies a change

@@ -40,6 +40,7 @@ import (
 
 	"github.com/tenantauth/tenantauth/authserver"
 	"github.com/tenantauth/tenantauth/authserver/store"
+	"github.com/tenantauth/tenantauth/internal/app"
 	"github.com/tenantauth/tenantauth/internal/identity"
 	"github.com/tenantauth/tenantauth/internal/signingkeys"
 )
@@ -57,6 +58,7 @@ func main() {
 	conc := flag.String("concurrency", "64,200", "comma-separated numbers of concurrent clients, one run each")
 	duration := flag.Duration("duration", 10*time.Second, "how long each run lasts")
 	modes := flag.String("modes", "default,unbounded", "pool modes to run: default, unbounded, or a size")
+	memLimit := flag.String("gomemlimit", "200MiB", "GOMEMLIMIT of the server (the chart's authserver.goMemLimit); empty for none")
 	flag.Parse()
 	if *serve {
 		if err := runServer(*pool); err != nil {
@@ -65,8 +67,8 @@ func main() {
 		}
 		return
 	}
-	fmt.Printf("loadlogin: %d CPUs (GOMAXPROCS %d), argon2id m=%d KiB t=%d, %s per run\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0),
-		account.DefaultArgon2.MemoryKiB, account.DefaultArgon2.Time, *duration)
+	fmt.Printf("loadlogin: %d CPUs (GOMAXPROCS %d), argon2id m=%d KiB t=%d, %s per run; server at GOGC %s, GOMEMLIMIT %q\n\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), account.DefaultArgon2.MemoryKiB, account.DefaultArgon2.Time, *duration, serverGOGC(), *memLimit)
 	fmt.Printf("%-10s %6s %10s %8s %8s %8s %8s %10s %10s\n", "pool", "conc", "logins/s", "ok", "busy", "p50", "p99", "idle RSS", "peak RSS")
 	for _, mode := range strings.Split(*modes, ",") {
 		size := 0
@@ -88,7 +90,7 @@ func main() {
 				fmt.Fprintln(os.Stderr, "bad concurrency", c)
 				os.Exit(2)
 			}
-			if err := run(mode, size, n, *duration); err != nil {
+			if err := run(mode, size, n, *duration, *memLimit); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}
@@ -96,15 +98,28 @@ func main() {
 	}
 }
 
+// serverGOGC is the GC target the server child runs at: app.TuneGC's,
+// unless the environment sets GOGC.
+func serverGOGC() string {
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		return v
+	}
+	return "400 (app.TuneGC)"
+}
+
 // run starts a server child, loads it with n clients for d and prints one
 // line.
-func run(mode string, pool, n int, d time.Duration) error {
+func run(mode string, pool, n int, d time.Duration, memLimit string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(self, "-serve", "-pool", strconv.Itoa(pool))
 	cmd.Stderr = os.Stderr
+	cmd.Env = os.Environ()
+	if memLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+memLimit)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -207,6 +222,7 @@ func procKiB(pid int, field string) int {
 
 // runServer serves the auth server on a loopback port, printed on stdout.
 func runServer(pool int) error {
+	app.TuneGC() // as the auth server runs
 	dir := directory.NewDirectory()
 	roles := map[string]directory.RoleDef{"owner": {Rank: 100}, "member": {Rank: 40}}
 	dir.PutOrg(&directory.Org{Ref: "demo/acme", ID: "org_acme", Slug: "acme", Name: "Acme", AccessTTL: time.Hour,

@@ -30,6 +30,8 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +47,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,6 +74,9 @@ func main() {
 	users := flag.Int("users", 100, "users the sessions belong to")
 	refreshes := flag.Int("refreshes", 2, "refreshes of each session after its login")
 	conc := flag.Int("concurrency", 8, "logins at once while seeding")
+	burst := flag.Int("burst", 200, "after seeding, this many clients log in to the measured replica at once, with the real argon2 parameters (0: none)")
+	burstFor := flag.Duration("burst-duration", 10*time.Second, "how long the login burst lasts")
+	memLimit := flag.String("gomemlimit", "200MiB", "GOMEMLIMIT of the measured replica (the chart's authserver.goMemLimit); empty for none")
 	flag.Parse()
 	if *serve != "" {
 		if err := replica(*serve); err != nil {
@@ -81,13 +85,18 @@ func main() {
 		}
 		return
 	}
-	if err := measure(*sessions, *users, *refreshes, *conc); err != nil {
+	if err := measure(*sessions, *users, *refreshes, *conc, *burst, *burstFor, *memLimit); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-func measure(sessions, users, refreshes, conc int) error {
+// burstUsers are the members the login burst signs in as, whose passwords
+// are hashed with the real argon2 parameters; the seeded sessions belong
+// to the others, hashed cheaply so that seeding is quick.
+const burstUsers = 16
+
+func measure(sessions, users, refreshes, conc, burst int, burstFor time.Duration, memLimit string) error {
 	ctrl.SetLogger(logr.Discard())
 	env, cfg, err := testenv.Start()
 	if err != nil {
@@ -108,7 +117,7 @@ func measure(sessions, users, refreshes, conc int) error {
 	if err != nil {
 		return err
 	}
-	orgID, err := writeTenant(ctx, c, users)
+	orgID, err := writeTenant(ctx, c, users+burstUsers)
 	if err != nil {
 		return err
 	}
@@ -118,18 +127,22 @@ func measure(sessions, users, refreshes, conc int) error {
 		return err
 	}
 	defer os.Remove(kubeconfig)
-	child, err := startReplica(kubeconfig)
+	child, err := startReplica(kubeconfig, memLimit)
 	if err != nil {
 		return err
 	}
 	defer child.stop()
 
-	seeder, err := newSeeder(ctx, cfg, key)
+	seeder, hasher, err := newSeeders(ctx, cfg, key)
 	if err != nil {
 		return err
 	}
-	for u := range users {
-		if err := seeder.SetPassword(ctx, identity.UserID(key, email(u)), password); err != nil {
+	for u := range users + burstUsers {
+		srv := seeder
+		if u >= users {
+			srv = hasher
+		}
+		if err := srv.SetPassword(ctx, identity.UserID(key, email(u)), password); err != nil {
 			return fmt.Errorf("seed password: %w", err)
 		}
 	}
@@ -189,7 +202,96 @@ func measure(sessions, users, refreshes, conc int) error {
 	row("replica RSS", m0.RSS, m1.RSS)
 	row("etcd db in use", etcd0, etcd1)
 	fmt.Printf("replica store index: %d records before, %d after\n", m0.Records, m1.Records)
+	if burst == 0 {
+		return nil
+	}
+	b, err := loginBurst(child, orgID, users, burst, burstFor)
+	if err != nil {
+		return err
+	}
+	m2, err := child.measure()
+	if err != nil {
+		return err
+	}
+	gc := (m2.GCCPU - m1.GCCPU) / max(m2.CPU-m1.CPU, 1e-9)
+	fmt.Printf("login burst (GOGC %s, GOMEMLIMIT %q, %d hash slots): %d clients for %s: %.1f logins/s, p50 %s, p99 %s, %d busy, %d failed;\n"+
+		"  replica peak RSS (VmHWM) %s, GC %.0f %% of its CPU during the burst\n",
+		replicaGOGC(), memLimit, hashSlots, burst, burstFor, b.perSecond, b.p50, b.p99, b.busy, b.failed, mib(m2.HWM), 100*gc)
 	return nil
+}
+
+// replicaGOGC is the GC target the replica runs at: app.TuneGC's, unless
+// the environment sets GOGC.
+func replicaGOGC() string {
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		return v
+	}
+	return "400"
+}
+
+// hashSlots is the replica's --password-hash-concurrency, the chart's.
+const hashSlots = 2
+
+type burstResult struct {
+	perSecond    float64
+	p50, p99     time.Duration
+	busy, failed int64
+}
+
+// loginBurst has n clients log in to the replica as the burst users for
+// d, each waiting as Retry-After says when shed, as loadlogin's do.
+func loginBurst(child *child, orgID string, users, n int, d time.Duration) (burstResult, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	var ok, busy, failed, seq atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				u := users + int(seq.Add(1))%burstUsers
+				body, _ := json.Marshal(map[string]string{"email": email(u), "password": password, "organization": orgID})
+				t0 := time.Now()
+				resp, err := client.Post("http://"+child.addr+"/auth/login", "application/json", strings.NewReader(string(body)))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+					ok.Add(1)
+					mu.Lock()
+					lat = append(lat, time.Since(t0))
+					mu.Unlock()
+				case http.StatusServiceUnavailable:
+					busy.Add(1)
+					wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+					select {
+					case <-time.After(time.Duration(max(wait, 1)) * time.Second):
+					case <-ctx.Done():
+					}
+				default:
+					if failed.Add(1) <= 3 {
+						fmt.Fprintln(os.Stderr, "burst login:", resp.StatusCode)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(lat) == 0 {
+		return burstResult{}, fmt.Errorf("no login of the burst succeeded (%d busy, %d failed)", busy.Load(), failed.Load())
+	}
+	slices.Sort(lat)
+	return burstResult{perSecond: float64(ok.Load()) / elapsed.Seconds(), p50: lat[len(lat)/2].Round(time.Millisecond),
+		p99: lat[len(lat)*99/100].Round(time.Millisecond), busy: busy.Load(), failed: failed.Load()}, nil
 }
 
 func email(u int) string { return fmt.Sprintf("user%d@ceiling.example", u) }
@@ -229,19 +331,20 @@ func writeKubeconfig(cfg *rest.Config) (string, error) {
 	return f.Name(), err
 }
 
-// newSeeder is a second auth server on the same namespace, with cheap
-// argon2 parameters and no rate limit, driven in-process.
-func newSeeder(ctx context.Context, cfg *rest.Config, key []byte) (*authserver.Server, error) {
+// newSeeders are two more auth servers on the same namespace, driven
+// in-process with no rate limit: seeder with cheap argon2 parameters, and
+// hasher with the real ones, to set the burst users' passwords.
+func newSeeders(ctx context.Context, cfg *rest.Config, key []byte) (seeder, hasher *authserver.Server, _ error) {
 	req, _ := labels.NewRequirement(tav1.LabelComponent, selection.Exists, nil)
 	ca, err := cache.New(cfg, cache.Options{Scheme: app.Scheme(), ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Label: labels.NewSelector().Add(*req), Namespaces: map[string]cache.Config{sysNS: {}}}}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	go func() { _ = ca.Start(ctx) }()
 	direct, err := client.New(cfg, client.Options{Scheme: app.Scheme()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dir := directory.NewDirectory()
 	go func() {
@@ -249,14 +352,16 @@ func newSeeder(ctx context.Context, cfg *rest.Config, key []byte) (*authserver.S
 	}()
 	st := kube.NewStore(direct, direct, sysNS)
 	if err := st.Watch(ctx, ca); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for !dir.Synced() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second)
-	return authserver.New(authserver.Config{PublicURL: "http://ceiling.test", Secret: key, RateLimitPerMinute: 1 << 30,
-		Argon2: account.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}}, dir, st, key), nil
+	seeder = authserver.New(authserver.Config{PublicURL: "http://ceiling.test", Secret: key, RateLimitPerMinute: 1 << 30,
+		Argon2: account.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}}, dir, st, key)
+	hasher = authserver.New(authserver.Config{PublicURL: "http://ceiling.test", Secret: key, RateLimitPerMinute: 1 << 30}, dir, st, key)
+	return seeder, hasher, nil
 }
 
 func seedSession(srv *authserver.Server, email, orgID string, refreshes int) error {
@@ -306,27 +411,36 @@ func etcdInUse(base string) (uint64, error) {
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// sample is what the replica reports.
+// sample is what the replica reports: its heap and RSS after a forced
+// collection, its peak RSS so far, and the CPU seconds it spent in all and
+// on garbage collection.
 type sample struct {
-	Heap, RSS uint64
-	Records   int
+	Heap, RSS, HWM uint64
+	Records        int
+	CPU, GCCPU     float64
 }
 
 // child is the measured replica: a line on its stdin asks for a sample,
 // which it answers as a JSON line.
 type child struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	addr string // where it serves
 }
 
-func startReplica(kubeconfig string) (*child, error) {
+// startReplica starts the replica with GOMEMLIMIT memLimit ("": none).
+func startReplica(kubeconfig, memLimit string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, "-serve", kubeconfig)
 	cmd.Stderr = os.Stderr
+	cmd.Env = os.Environ()
+	if memLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+memLimit)
+	}
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -339,10 +453,15 @@ func startReplica(kubeconfig string) (*child, error) {
 		return nil, err
 	}
 	c := &child{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	if !c.out.Scan() || c.out.Text() != "ready" {
+	addr, ready := "", c.out.Scan()
+	if ready {
+		addr, ready = strings.CutPrefix(c.out.Text(), "ready ")
+	}
+	if !ready {
 		c.stop()
 		return nil, fmt.Errorf("replica did not start: %q", c.out.Text())
 	}
+	c.addr = addr
 	return c, nil
 }
 
@@ -384,8 +503,15 @@ func (c *child) stop() {
 // replica runs `tenantauth authserver` as NewAuthServer wires it, and
 // answers samples on stdin.
 func replica(kubeconfig string) error {
+	app.TuneGC() // as runAuthServer does
 	ctrl.SetLogger(logr.Discard())
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	// Loaded as runAuthServer loads it: ctrl.GetConfig also turns off
+	// client-go's client-side throttling (5 requests a second), which
+	// would throttle the burst's writes.
+	if err := os.Setenv("KUBECONFIG", kubeconfig); err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return err
 	}
@@ -395,7 +521,8 @@ func replica(kubeconfig string) error {
 	}
 	ctx := context.Background()
 	mgr, srv, err := app.NewAuthServer(ctx, cfg, app.AuthServerOptions{Listener: l, MetricsAddr: "0", Namespace: sysNS,
-		StoreBackend: "kubernetes", PublicURL: "http://ceiling.test", RateLimitPerMinute: 20})
+		StoreBackend: "kubernetes", PublicURL: "http://ceiling.test", PasswordHashConcurrency: hashSlots,
+		RateLimitPerMinute: 1 << 30}) // the burst comes from one address
 	if err != nil {
 		return err
 	}
@@ -409,14 +536,17 @@ func replica(kubeconfig string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	counter, _ := srv.Store().(interface{ Len() int })
-	fmt.Println("ready")
+	fmt.Println("ready", l.Addr().String())
 	sc := bufio.NewScanner(os.Stdin)
+	cpu := []metrics.Sample{{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
 	for sc.Scan() {
+		metrics.Read(cpu) // before the forced collection, which is the tool's
+		s := sample{HWM: procStatus("VmHWM"), CPU: cpu[0].Value.Float64(), GCCPU: cpu[1].Value.Float64()}
 		runtime.GC()
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		s := sample{Heap: ms.HeapInuse, RSS: vmRSS()}
+		s.Heap, s.RSS = ms.HeapInuse, procStatus("VmRSS")
 		if counter != nil {
 			s.Records = counter.Len()
 		}
@@ -426,10 +556,11 @@ func replica(kubeconfig string) error {
 	return nil
 }
 
-func vmRSS() uint64 {
+// procStatus reads a size field of /proc/self/status, such as VmRSS.
+func procStatus(field string) uint64 {
 	raw, _ := os.ReadFile("/proc/self/status")
 	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
