@@ -118,9 +118,16 @@ func TestCertRotation(t *testing.T) {
 	if !bytes.Equal(mutating.Webhooks[0].ClientConfig.CABundle, caPEM) || !bytes.Equal(validating.Webhooks[0].ClientConfig.CABundle, caPEM) {
 		t.Error("the new CA was not injected into both webhook configurations")
 	}
-	onDisk, err := os.ReadFile(filepath.Join(opts.CertDir, "tls.crt"))
+	// The cert dir follows the Secret as a kubelet projection does, a
+	// moment after it: wait for it.
+	var onDisk []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if onDisk, err = os.ReadFile(filepath.Join(opts.CertDir, "tls.crt")); err == nil && bytes.Equal(onDisk, secret.Data["tls.crt"]) {
+			break
+		}
+	}
 	if err != nil || !bytes.Equal(onDisk, secret.Data["tls.crt"]) {
-		t.Errorf("cert dir does not hold the serving certificate: %v", err)
+		t.Errorf("cert dir does not hold the serving certificate after 30s: %v", err)
 	}
 }
 
