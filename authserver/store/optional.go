@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 )
 
@@ -114,8 +113,8 @@ func LoadLive(ctx context.Context, st Store, kind, id string, v any) (_ *Record,
 	if err != nil {
 		return nil, false, err
 	}
-	if err := json.Unmarshal(r.Data, v); err != nil {
-		return nil, false, fmt.Errorf("decode %s record %s: %w", kind, id, err)
+	if err := decode(r, v); err != nil {
+		return nil, false, err
 	}
 	return r, true, nil
 }

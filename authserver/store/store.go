@@ -121,10 +121,15 @@ func Load(ctx context.Context, st Store, kind, id string, v any) (*Record, error
 	if err != nil {
 		return nil, err
 	}
+	return r, decode(r, v)
+}
+
+// decode decodes a record's data into v.
+func decode(r *Record, v any) error {
 	if err := json.Unmarshal(r.Data, v); err != nil {
-		return nil, fmt.Errorf("decode %s record %s: %w", kind, id, err)
+		return fmt.Errorf("decode %s record %s: %w", r.Kind, r.ID, err)
 	}
-	return r, nil
+	return nil
 }
 
 // Put encodes v into r and creates it.
